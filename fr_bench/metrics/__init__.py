@@ -1,0 +1,32 @@
+"""fr_bench.metrics: plain functions over arrays (numpy or torch, CPU or CUDA). No file I/O, no models.
+
+Every function states its exact definition and, where the field disagrees, takes the convention as an argument.
+"""
+
+from fr_bench.metrics.distributions import distribution_overlap
+from fr_bench.metrics.identification import cmc, distractor_rank1, tpir_at_fpir
+from fr_bench.metrics.verification import (
+    angular_scores,
+    eer,
+    kfold_accuracy,
+    operating_points,
+    pair_accuracy,
+    roc,
+    tar_at_far,
+    verification_report,
+)
+
+__all__ = [
+    "angular_scores",
+    "cmc",
+    "distractor_rank1",
+    "distribution_overlap",
+    "eer",
+    "kfold_accuracy",
+    "operating_points",
+    "pair_accuracy",
+    "roc",
+    "tar_at_far",
+    "tpir_at_fpir",
+    "verification_report",
+]

@@ -1,0 +1,60 @@
+"""Input validation shared by the metric functions: one clear ``ValueError`` per kind of bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+try:  # torch is a dependency, but metrics must also work on plain numpy
+    import torch
+except ImportError:  # pragma: no cover
+    torch = None  # type: ignore[assignment]
+
+
+def is_torch(x: Any) -> bool:
+    """True if ``x`` is a torch tensor."""
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def to_numpy(x: Any, name: str = "array") -> np.ndarray:
+    """A numpy view of ``x`` (numpy array, list or CPU/CUDA torch tensor)."""
+    if is_torch(x):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def check_scores_labels(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validate verification input; return ``(scores float64, labels bool)`` as 1-D numpy arrays.
+
+    Raises ``ValueError`` for empty input, mismatched lengths, labels outside {0, 1}, NaN/inf scores, and for a set
+    with no genuine or no impostor pairs.
+    """
+    s = to_numpy(scores, "scores")
+    y = to_numpy(labels, "labels")
+    if s.ndim != 1 or y.ndim != 1:
+        raise ValueError(f"scores and labels must be 1-D, got shapes {s.shape} and {y.shape}")
+    if s.size == 0:
+        raise ValueError("scores is empty: nothing to evaluate")
+    if s.shape != y.shape:
+        raise ValueError(f"scores and labels differ in length: {s.shape[0]} scores, {y.shape[0]} labels")
+    if not np.issubdtype(s.dtype, np.number) or np.issubdtype(s.dtype, np.complexfloating):
+        raise ValueError(f"scores must be real numbers, got dtype {s.dtype}")
+    if not np.isfinite(s).all():
+        n_bad = int((~np.isfinite(s)).sum())
+        raise ValueError(f"scores contain {n_bad} NaN or inf values; remove or fix them before evaluating")
+    if y.dtype == bool:
+        yb = y
+    else:
+        if not np.issubdtype(y.dtype, np.number):
+            raise ValueError(f"labels must be 0/1 or booleans, got dtype {y.dtype}")
+        bad = ~np.isin(y, (0, 1))
+        if bad.any():
+            raise ValueError(f"labels must be 1 (genuine) or 0 (impostor); found {np.unique(y[bad])[:5].tolist()}")
+        yb = y.astype(bool)
+    n_gen = int(yb.sum())
+    if n_gen == 0:
+        raise ValueError("no genuine pairs (label 1): a verification metric needs both classes")
+    if n_gen == yb.size:
+        raise ValueError("no impostor pairs (label 0): a verification metric needs both classes")
+    return s.astype(np.float64, copy=False), yb

@@ -1,0 +1,220 @@
+"""The shared shapes of every protocol: the images to embed, and the result of evaluating their embeddings.
+
+A protocol loader turns the files a user has on disk into
+
+* ``protocol.images``: an :class:`ImageSource` -- the ordered list of images to embed, each with a stable key (used
+  by the embedding cache's fingerprint) and a way to decode it as an aligned 112x112 RGB ``uint8`` crop;
+* ``protocol.evaluate(embeddings, norms=None, ...)``: the protocol's official numbers, computed with
+  :mod:`fr_bench.metrics` only, returned as a :class:`ProtocolResult`.
+
+Loaders never import models; models never import protocols.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Side of the aligned square crop every protocol delivers.
+CROP_SIZE = 112
+
+
+class ProtocolError(ValueError):
+    """Bad or incomplete benchmark files. The message names the file, the line and what was expected."""
+
+
+def file_error(path: Any, line: int | None, message: str) -> ProtocolError:
+    """A :class:`ProtocolError` whose message starts with ``path:line:`` the way compilers print it."""
+    where = f"{path}:{line}" if line is not None else f"{path}"
+    return ProtocolError(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One image of a protocol.
+
+    ``key`` is stable across machines (a path relative to the benchmark root, or ``pack.bin#index``), so that the
+    embedding cache recognises the same image list. ``source`` is where the bytes live (a file path or a ``.bin``
+    pack), ``member`` the index inside a pack. ``landmarks`` (5x2, image coordinates, FORMATS.md order) is set when
+    the image must be warped to the 112x112 template; ``None`` means the image is already aligned.
+    """
+
+    key: str
+    source: str
+    member: int | None = None
+    landmarks: tuple[tuple[float, float], ...] | None = None
+
+
+class ImageSource(ABC):
+    """An ordered, lazily decoded list of images. Picklable, so DataLoader workers can decode in parallel."""
+
+    #: Colour order of :meth:`load` output. Every loader returns RGB; models declare their own order.
+    color_space: str = "RGB"
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def ref(self, i: int) -> ImageRef:
+        """The :class:`ImageRef` of image ``i``."""
+
+    @abstractmethod
+    def load(self, i: int) -> np.ndarray:
+        """Image ``i`` as an aligned ``CROP_SIZE x CROP_SIZE x 3`` ``uint8`` RGB array (decoded only now)."""
+
+    def keys(self) -> list[str]:
+        """Stable keys of all images, in order (the cache fingerprints this list)."""
+        return [self.ref(i).key for i in range(len(self))]
+
+    def __getitem__(self, i: int) -> ImageRef:
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return self.ref(i % len(self))
+
+    def __iter__(self):
+        return (self.ref(i) for i in range(len(self)))
+
+
+def _jsonable(value: Any) -> Any:
+    """Numbers, arrays and dataclasses as plain JSON values (NaN/inf become None)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    return value
+
+
+@dataclass
+class ProtocolResult:
+    """What ``protocol.evaluate`` returns: the official numbers and everything needed to trust them.
+
+    * ``metrics``: flat dict of named numbers, e.g. ``accuracy``, ``accuracy_std``, ``tar@far=1e-4``, ``rank1``.
+    * ``conventions``: the named convention behind each metric group (``{"accuracy": "kfold-grid", ...}``).
+    * ``operating_points``: per thresholded metric, the operating point actually realised
+      (``{"tar@far=1e-4": {"target": 1e-4, "far": ..., "threshold": ..., "tar": ...}}``).
+    * ``intervals``: confidence intervals, ``{"accuracy": {"low": ..., "high": ..., "level": 0.95, "unit": ...}}``.
+    * ``details``: curves (downsampled ROC), score-distribution summaries, per-fold numbers, counts.
+    * ``flags``: human-readable warnings a reader must see (unresolvable FARs, skipped pairs, unknown data hash).
+    * ``scores``: per-pair (or per-search) raw scores and labels, kept in memory for paired comparisons and plots;
+      not written to JSON (the results store puts them in HDF5).
+    """
+
+    protocol: str
+    metrics: dict[str, float]
+    conventions: dict[str, str] = field(default_factory=dict)
+    operating_points: dict[str, dict[str, Any]] = field(default_factory=dict)
+    intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (without the raw ``scores``)."""
+        return {
+            "protocol": self.protocol,
+            "metrics": _jsonable(self.metrics),
+            "conventions": dict(self.conventions),
+            "operating_points": _jsonable(self.operating_points),
+            "intervals": _jsonable(self.intervals),
+            "details": _jsonable(self.details),
+            "flags": list(self.flags),
+            "provenance": _jsonable(self.provenance),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProtocolResult:
+        """Inverse of :meth:`to_dict` (``None`` metrics read back as NaN)."""
+        metrics = {k: (float("nan") if v is None else v) for k, v in data.get("metrics", {}).items()}
+        return cls(
+            protocol=data["protocol"],
+            metrics=metrics,
+            conventions=dict(data.get("conventions", {})),
+            operating_points=dict(data.get("operating_points", {})),
+            intervals=dict(data.get("intervals", {})),
+            details=dict(data.get("details", {})),
+            flags=list(data.get("flags", [])),
+            provenance=dict(data.get("provenance", {})),
+        )
+
+
+class Protocol(ABC):
+    """A benchmark protocol bound to the files under ``root``.
+
+    Subclasses set ``name`` and ``spec`` (the parsed TOML spec), build ``images`` lazily-decodable, and implement
+    :meth:`evaluate`. ``flip_test`` says whether the protocol's convention sums each image's embedding with its
+    mirror's (the extractor reads it). ``data_files`` lists the files that define the protocol (hashed for
+    provenance).
+    """
+
+    name: str = ""
+    flip_test: bool = True
+
+    def __init__(self, spec: Mapping[str, Any] | None = None) -> None:
+        self.spec: dict[str, Any] = dict(spec or {})
+
+    @property
+    @abstractmethod
+    def images(self) -> ImageSource: ...
+
+    def load_image(self, i: int) -> np.ndarray:
+        """Image ``i`` as an aligned 112x112x3 ``uint8`` RGB crop."""
+        return self.images.load(i)
+
+    @property
+    def data_files(self) -> Sequence[str]:
+        """Files (or image-tree roots) whose content defines this protocol instance."""
+        return []
+
+    @property
+    def conventions(self) -> dict[str, list[str]]:
+        """Metric group -> the named conventions ``evaluate`` accepts for it (first is the default)."""
+        return {}
+
+    @abstractmethod
+    def evaluate(
+        self,
+        embeddings: np.ndarray,
+        norms: np.ndarray | None = None,
+        *,
+        conventions: Mapping[str, str] | None = None,
+        ci: float | None = None,
+        n_boot: int = 1000,
+        seed: int = 0,
+    ) -> ProtocolResult:
+        """The protocol's official numbers from ``embeddings`` (one row per image of :attr:`images`, in order).
+
+        ``embeddings`` are the extractor's raw (flip-summed where :attr:`flip_test`) features, not normalised;
+        ``norms`` their L2 norms if the caller already has them. ``conventions`` picks a named convention per metric
+        group (see :attr:`conventions`); ``ci`` is a confidence level (e.g. 0.95) for bootstrap intervals, or None.
+        """
+
+    def check_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        """Validate the embedding matrix against the image list; returns it as a float32 2-D array."""
+        emb = np.asarray(embeddings)
+        if emb.ndim != 2 or emb.shape[0] != len(self.images):
+            raise ValueError(
+                f"{self.name}: expected embeddings of shape ({len(self.images)}, dim) -- one row per image of "
+                f"protocol.images -- got {emb.shape}"
+            )
+        if not np.isfinite(emb).all():
+            bad = int((~np.isfinite(emb)).any(axis=1).sum())
+            raise ValueError(f"{self.name}: {bad} embedding rows contain NaN or inf")
+        return emb.astype(np.float32, copy=False)
