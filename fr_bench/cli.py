@@ -1,0 +1,324 @@
+"""The ``frbench`` command line: evaluate, protocols, conventions, compare, leaderboard, plot.
+
+Every command's ``--help`` says what it does, with an example; numbers come from :mod:`fr_bench.metrics` through the
+protocols, never from here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+import fr_bench
+
+DEFAULT_RESULTS = "results"
+
+
+def _parse_pairs(values: tuple[str, ...], what: str) -> dict[str, Any]:
+    """``("a=1", "b=x")`` -> ``{"a": 1, "b": "x"}`` (ints, floats and true/false are converted)."""
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint=what)
+        out[key.strip()] = _coerce(raw.strip())
+    return out
+
+
+def _coerce(raw: str) -> Any:
+    low = raw.lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return "n/a"
+        return f"{value:.6g}"
+    return str(value)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(fr_bench.__version__, prog_name="frbench")
+def main() -> None:
+    """fr_bench: exact, fast and honest face-recognition benchmarking.
+
+    \b
+    Quick start (offline, built-in data and model):
+      frbench evaluate --model sface --protocol demo
+    Your own model on IJB-C:
+      frbench evaluate --model backbone.pth --arch iresnet100 --protocol ijbc --root /data/IJB_release/IJBC
+    Then:
+      frbench leaderboard results/ --format md
+      frbench plot roc --protocol ijbc results/
+    """
+
+
+# --------------------------------------------------------------------------------------------------- evaluate
+_MODEL_HELP = (
+    "Model to evaluate: 'sface' (built-in), an .onnx file, a TorchScript file, an fr_bench checkpoint, a state dict "
+    "(with --arch), or 'module:function' returning an nn.Module."
+)
+
+
+def _model_options(f):
+    options = [
+        click.option("--model", "-m", "model", required=True, help=_MODEL_HELP),
+        click.option("--protocol", "-p", required=True, help="Protocol name (see `frbench protocols`)."),
+        click.option("--root", "-r", type=click.Path(exists=True), default=None,
+                     help="Folder (or .bin pack) holding the benchmark files; not needed for 'demo'."),
+        click.option("--arch", default=None, help="Backbone of a plain state dict, e.g. iresnet100, mobilefacenet."),
+        click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)."),
+        click.option("--batch-size", default=128, show_default=True, type=int),
+        click.option("--workers", "num_workers", default=None, type=int,
+                     help="Image decoding worker processes (default: min(cores, 8)); 0 decodes in the main process."),
+        click.option("--no-flip", is_flag=True, help="Do not sum each embedding with its mirror image's (flip-test)."),
+        click.option("--no-amp", is_flag=True, help="Run in float32 on CUDA instead of bf16 autocast."),
+        click.option("--cache-dir", type=click.Path(), default=None,
+                     help="Embedding cache folder (default $FRBENCH_CACHE or ~/.cache/fr_bench)."),
+        click.option("--no-cache", is_flag=True, help="Neither read nor write the embedding cache."),
+        click.option("--skip-bad-images", is_flag=True,
+                     help="Skip undecodable images instead of stopping; the result records what was skipped."),
+        click.option("--option", "-o", "protocol_option", multiple=True, metavar="KEY=VALUE",
+                     help="Protocol option, repeatable (e.g. -o distractors=10000, -o allow_missing=true)."),
+        click.option("--model-option", multiple=True, metavar="KEY=VALUE",
+                     help="Model input-contract override, e.g. channel_order=BGR, mean=127.5, std=128."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def _prepare_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "arch": kw["arch"],
+        "device": kw["device"],
+        "batch_size": kw["batch_size"],
+        "num_workers": kw["num_workers"],
+        "flip": False if kw["no_flip"] else None,
+        "amp": not kw["no_amp"],
+        "cache_dir": kw["cache_dir"],
+        "use_cache": not kw["no_cache"],
+        "skip_bad_images": kw["skip_bad_images"],
+        "progress": not kw["quiet"],
+        "protocol_options": _parse_pairs(kw["protocol_option"], "--option"),
+        "model_options": _parse_pairs(kw["model_option"], "--model-option"),
+    }
+
+
+@main.command()
+@_model_options
+@click.option("--out", type=click.Path(), default=DEFAULT_RESULTS, show_default=True,
+              help="Results folder; the result is written to OUT/<model-name>/<protocol>.json.")
+@click.option("--name", default=None, help="Model name in results and leaderboards (default: from the file).")
+@click.option("--convention", "-c", multiple=True, metavar="GROUP=NAME",
+              help="Pick a named convention, e.g. -c accuracy=kfold-exact -c tar=strict (see `frbench conventions`).")
+@click.option("--ci", "ci", type=float, default=None, is_flag=False, flag_value=0.95,
+              help="Add bootstrap confidence intervals at this level (--ci alone: 0.95).")
+@click.option("--n-boot", default=1000, show_default=True, type=int, help="Bootstrap replicates for --ci.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Bootstrap seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result record as JSON on stdout.")
+def evaluate(out, name, convention, ci, n_boot, seed, as_json, model, protocol, root, **kw) -> None:
+    """Evaluate MODEL on PROTOCOL and store the result.
+
+    \b
+    Prints the protocol's official table (each number with its convention, realised operating point and, with
+    --ci, its interval) and writes OUT/<model-name>/<protocol>.json atomically.
+    \b
+    Examples:
+      frbench evaluate --model sface --protocol demo
+      frbench evaluate -m ckpt.pth --arch iresnet50 -p lfw -r /data/faces_emore/lfw.bin --ci
+      frbench evaluate -m model.onnx -p ijbc -r /data/IJB_release/IJBC -c tar=strict
+    """
+    from fr_bench.runner import evaluate_model
+
+    ev = evaluate_model(
+        model, protocol, root, out=out, name=name, conventions=_parse_pairs(convention, "--convention") or None,
+        ci=ci, n_boot=n_boot, seed=seed, **_prepare_kwargs(kw),
+    )
+    if as_json:
+        click.echo(json.dumps(ev.record.to_dict(), indent=2))
+        return
+    _print_result(ev)
+
+
+def _print_result(ev) -> None:
+    res = ev.result
+    rec = ev.record
+    click.echo(f"{rec.protocol['display_name']}  |  model {rec.model['name']} ({rec.model['format']}, "
+               f"{rec.model['embedding_size']}-d)  |  fr_bench {rec.fr_bench_version}")
+    width = max((len(k) for k in res.metrics), default=10)
+    for key, value in res.metrics.items():
+        line = f"  {key:<{width}}  {_fmt(value):>10}"
+        iv = res.intervals.get(key)
+        if iv:
+            line += f"  [{_fmt(iv.get('low'))}, {_fmt(iv.get('high'))}] ({iv.get('level', 0.95):.0%} CI, {iv.get('unit', '')})"
+        op = res.operating_points.get(key)
+        if op:
+            realised = op.get("far", op.get("fpir"))
+            line += f"  realised {_fmt(realised)} @ threshold {_fmt(op.get('threshold'))}"
+        click.echo(line)
+    if res.conventions:
+        click.echo("  conventions: " + ", ".join(f"{g}={c}" for g, c in res.conventions.items()))
+    ext = rec.extraction
+    click.echo(f"  extraction: {ext['images']} images on {ext['device']}, "
+               f"{'cache hit' if ext['from_cache'] else _fmt(ext['images_per_s']) + ' images/s'}")
+    for flag in res.flags:
+        click.echo(f"  ! {flag}")
+    if ev.path is not None:
+        click.echo(f"  written: {ev.path}")
+
+
+# ------------------------------------------------------------------------------------------------- protocols
+@main.command()
+@click.option("--root", "-r", type=click.Path(exists=True), default=None,
+              help="With a folder: for each protocol, whether its files are found there and complete.")
+def protocols(root) -> None:
+    """List the protocols fr_bench knows (and, with --root, which are present under ROOT).
+
+    \b
+    Example:
+      frbench protocols --root /data/benchmarks
+    """
+    from fr_bench.protocols import list_protocols, load_protocol, load_spec
+
+    for name in list_protocols():
+        spec = load_spec(name)
+        line = f"{name:<10} {spec.get('display_name', name)}"
+        if root is not None and name != "demo":
+            try:
+                proto = load_protocol(name, root)
+                line += f"  -- found, {len(proto.images)} images"
+            except Exception as exc:  # report, do not stop: the point is a survey
+                line += f"  -- not usable here: {str(exc).splitlines()[0][:120]}"
+        click.echo(line)
+
+
+# ------------------------------------------------------------------------------------------------ conventions
+@main.command()
+@_model_options
+def conventions(model, protocol, root, **kw) -> None:
+    """The same embeddings under every applicable named convention, side by side.
+
+    Uses the embedding cache: no second extraction. Shows how much the convention alone moves each number.
+
+    \b
+    Example:
+      frbench conventions --model sface --protocol demo
+    """
+    from fr_bench.report.tables import conventions_table, render
+    from fr_bench.runner import conventions_rows, prepare
+
+    proto, _embedder, emb, _flip = prepare(model, protocol, root, **_prepare_kwargs(kw))
+    rows = conventions_rows(proto, emb.features, emb.norms)
+    click.echo(render(conventions_table(rows), "md"))
+
+
+# ---------------------------------------------------------------------------------------------------- compare
+@main.command()
+@click.argument("result_a", type=click.Path(exists=True))
+@click.argument("result_b", type=click.Path(exists=True))
+@click.option("--n-boot", default=1000, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--level", default=0.95, show_default=True, type=float)
+def compare(result_a, result_b, n_boot, seed, level) -> None:
+    """Paired comparison of two result files of one protocol (same pairs, same data).
+
+    For each headline number: the difference B - A with its paired-bootstrap interval; for pair accuracy also
+    McNemar's exact test on the pairs the two models classify differently.
+
+    \b
+    Example:
+      frbench compare results/modelA/lfw.json results/modelB/lfw.json
+    """
+    from fr_bench.comparison import compare_results
+    from fr_bench.report.tables import format_comparison
+
+    rows = compare_results(result_a, result_b, n_boot=n_boot, seed=seed, level=level)
+    click.echo(format_comparison(rows))
+
+
+# ------------------------------------------------------------------------------------------------ leaderboard
+@main.command()
+@click.argument("results_dir", type=click.Path(), default=DEFAULT_RESULTS)
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex", "html"]), default="md", show_default=True)
+@click.option("--write", is_flag=True, help="Also write RESULTS_DIR/leaderboard.<ext>.")
+def leaderboard(results_dir, fmt, write) -> None:
+    """Cross-model table of every stored result, with the published column conventions.
+
+    Rows of one protocol computed on different data (different file hashes) are marked and never ranked together.
+
+    \b
+    Example:
+      frbench leaderboard results/ --format latex
+    """
+    from fr_bench.report.tables import leaderboard as build, render, write_leaderboard
+    from fr_bench.results import load_results
+
+    records = load_results(results_dir)
+    if not records:
+        raise click.ClickException(f"no result files under {results_dir}; run `frbench evaluate` first")
+    click.echo(render(build(records), fmt))
+    if write:
+        click.echo(f"written: {write_leaderboard(results_dir, fmt)}", err=True)
+
+
+# ------------------------------------------------------------------------------------------------------- plot
+@main.command()
+@click.argument("kind", type=click.Choice(["roc", "det", "dist"]))
+@click.argument("sources", nargs=-1, type=click.Path(exists=True))
+@click.option("--protocol", "-p", required=True, help="Protocol whose results to plot.")
+@click.option("--out", "-o", type=click.Path(), default=None,
+              help="Output file (.png or .pdf); default results/plots/<protocol>_<kind>.png.")
+def plot(kind, sources, protocol, out) -> None:
+    """Plot ROC or DET curves of several models on one protocol, or a model's score distributions.
+
+    SOURCES are result files or results folders (default: results/).
+
+    \b
+    Examples:
+      frbench plot roc -p ijbc results/
+      frbench plot dist -p demo results/sface/demo.json -o demo_dist.pdf
+    """
+    from fr_bench.report import plots
+    from fr_bench.results import load_results, read_result
+
+    records = []
+    for src in sources or (DEFAULT_RESULTS,):
+        p = Path(src)
+        records.extend(load_results(p) if p.is_dir() else [read_result(p)])
+    records = [r for r in records if r.protocol["name"] == protocol]
+    if not records:
+        raise click.ClickException(f"no results for protocol {protocol!r} in {', '.join(sources) or DEFAULT_RESULTS}")
+    out_path = Path(out) if out else Path(DEFAULT_RESULTS) / "plots" / f"{protocol}_{kind}.png"
+    if kind == "roc":
+        written = plots.plot_roc(records, protocol, out_path)
+    elif kind == "det":
+        written = plots.plot_det(records, protocol, out_path)
+    else:
+        if len(records) > 1:
+            click.echo(f"{len(records)} results for {protocol}: plotting the first ({records[0].model['name']})", err=True)
+        rec = records[0]
+        written = plots.plot_distribution(rec.result["details"]["distribution"], out_path,
+                                          title=f"{rec.model['name']} on {rec.protocol['display_name']}")
+    click.echo(f"written: {written}")
+
+
+def _entry() -> None:  # pragma: no cover
+    sys.exit(main())

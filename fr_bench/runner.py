@@ -1,0 +1,185 @@
+"""One evaluation, end to end: protocol spec -> loader -> extractor -> embeddings -> evaluate -> result record.
+
+This is what ``frbench evaluate`` runs, and what a notebook calls::
+
+    from fr_bench.runner import evaluate_model
+    record = evaluate_model("sface", "demo")
+    record.result.metrics
+
+It owns no numbers: the protocol computes them with :mod:`fr_bench.metrics`, and this module only wires the stages
+and records how they were run (model fingerprint, preprocessing, conventions, data hashes, timings).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import fr_bench
+from fr_bench import extract as _extract
+from fr_bench import provenance, results
+from fr_bench.models import load_model
+from fr_bench.protocols import Protocol, ProtocolResult, load_protocol, load_spec
+
+
+@dataclass
+class Evaluation:
+    """Everything one run produced: the protocol, its embeddings and the stored record."""
+
+    protocol: Protocol
+    embeddings: Any  # fr_bench.extract.Embeddings
+    result: ProtocolResult
+    record: results.StoredResult
+    path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare(
+    model: str,
+    protocol: str,
+    root: str | Path | None = None,
+    *,
+    arch: str | None = None,
+    device: str | None = None,
+    batch_size: int = 128,
+    flip: bool | None = None,
+    amp: bool = True,
+    num_workers: int | None = None,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    skip_bad_images: bool = False,
+    progress: bool = True,
+    protocol_options: Mapping[str, Any] | None = None,
+    model_options: Mapping[str, Any] | None = None,
+):
+    """Load the protocol and the model and extract (or read from cache) the embeddings.
+
+    Returns ``(protocol, embedder, embeddings, flip_used)``; the conventions table reuses this without a second
+    extraction.
+    """
+    proto = load_protocol(protocol, root, **dict(protocol_options or {}))
+    embedder = load_model(model, arch=arch, device=device or "cpu", **dict(model_options or {}))
+    flip_used = proto.flip_test if flip is None else bool(flip)
+    emb = _extract.extract(
+        proto.images,
+        embedder,
+        batch_size=batch_size,
+        device=device,
+        flip=flip_used,
+        num_workers=num_workers,
+        amp=amp,
+        cache_dir=(cache_dir if use_cache else None) if cache_dir is not None else (_extract.default_cache_dir() if use_cache else None),
+        progress=progress,
+        skip_bad_images=skip_bad_images,
+    )
+    return proto, embedder, emb, flip_used
+
+
+def evaluate_model(
+    model: str,
+    protocol: str,
+    root: str | Path | None = None,
+    *,
+    out: str | Path | None = None,
+    conventions: Mapping[str, str] | None = None,
+    ci: float | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    name: str | None = None,
+    **prepare_kwargs: Any,
+) -> Evaluation:
+    """Run ``model`` on ``protocol`` and return the :class:`Evaluation`; write the result file when ``out`` is set."""
+    t0 = time.perf_counter()
+    proto, embedder, emb, flip_used = prepare(model, protocol, root, **prepare_kwargs)
+    t_extract = time.perf_counter()
+    result = proto.evaluate(emb.features, emb.norms, conventions=conventions, ci=ci, n_boot=n_boot, seed=seed)
+    t_eval = time.perf_counter()
+
+    data = provenance.protocol_fingerprint(list(proto.data_files))
+    label, flags = provenance.check_known_hashes(data, load_spec(protocol).get("known_hashes", []))
+    data["known_release"] = label
+    result.flags.extend(flags)
+    result.provenance = data
+
+    record = results.StoredResult(
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        fr_bench_version=fr_bench.__version__,
+        model={
+            "name": name or embedder.name,
+            "spec": model,
+            "format": embedder.format,
+            "fingerprint": embedder.fingerprint,
+            "preprocessing": dict(embedder.preprocessing),
+            "embedding_size": int(emb.features.shape[1]),
+        },
+        protocol={
+            "name": protocol,
+            "display_name": load_spec(protocol).get("display_name", protocol),
+            "root": None if root is None else str(root),
+            "options": {k: str(v) for k, v in (prepare_kwargs.get("protocol_options") or {}).items()},
+            "data": data,
+        },
+        result=result.to_dict(),
+        extraction={
+            "device": str(emb.device),
+            "batch_size": prepare_kwargs.get("batch_size", 128),
+            "flip": flip_used,
+            "amp": prepare_kwargs.get("amp", True),
+            "images": int(emb.features.shape[0]),
+            "seconds": float(emb.timings.get("seconds", t_extract - t0)),
+            "images_per_s": float(emb.timings.get("images_per_s", float("nan"))),
+            "from_cache": bool(emb.from_cache),
+            "n_skipped": int(emb.n_skipped),
+            "skipped": [list(map(str, s)) for s in emb.skipped],
+        },
+        timings={"extract_s": t_extract - t0, "evaluate_s": t_eval - t_extract, "total_s": time.perf_counter() - t0},
+        conventions=dict(result.conventions),
+        environment={"python": platform.python_version(), "machine": platform.machine()},
+    )
+    path = results.write_result(out, record) if out is not None else None
+    return Evaluation(protocol=proto, embeddings=emb, result=result, record=record, path=path)
+
+
+#: Which metrics each convention group moves (by metric-name prefix), for the side-by-side conventions table.
+GROUP_METRICS: dict[str, tuple[str, ...]] = {
+    "accuracy": ("accuracy",),
+    "tar": ("tar@", "val@"),
+    "1n": ("rank", "tpir@", "g1_", "g2_", "s1_", "s2_", "mean_"),
+    "pooling": ("tar@",),
+    "megaface_cleaning": ("rank1", "tar@"),
+}
+
+
+def conventions_rows(proto: Protocol, embeddings: np.ndarray, norms: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """The same embeddings under every applicable convention: one row per (group, convention, metric).
+
+    Each group is varied alone, the others stay at their defaults, so a row shows what that convention alone does.
+    """
+    rows: list[dict[str, Any]] = []
+    for group, names in proto.conventions.items():
+        prefixes = GROUP_METRICS.get(group, ("",))
+        for conv in names:
+            res = proto.evaluate(embeddings, norms, conventions={group: conv})
+            for metric, value in res.metrics.items():
+                if not any(metric.startswith(p) or ("_" + p) in metric for p in prefixes):
+                    continue
+                point = res.operating_points.get(metric, {})
+                rows.append(
+                    {
+                        "group": group,
+                        "convention": conv,
+                        "metric": metric,
+                        "value": value,
+                        "realised": point.get("far", point.get("fpir")),
+                        "threshold": point.get("threshold"),
+                        "flags": "; ".join(res.flags),
+                    }
+                )
+    return rows

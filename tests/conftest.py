@@ -1,0 +1,29 @@
+"""Shared test helpers: where the repository and ../shared (real faces and models, optional) live."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own fr_bench cache folder (hashes, embeddings), never the user's."""
+    monkeypatch.setenv("FRBENCH_CACHE", str(tmp_path_factory.mktemp("frbench_cache")))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared, or skip the test saying why (the folder is optional outside CI)."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: ../shared (real faces and models) is not beside this checkout")
+    return path
+
+
+os.environ.setdefault("MPLBACKEND", "Agg")
