@@ -1,0 +1,366 @@
+"""The results store: one JSON file per (model, protocol) run, written atomically, read back for reports.
+
+Layout: ``RESULTS_DIR/<model>/<protocol>.json``, one :class:`StoredResult` each (the exact JSON schema is in
+``results/README.md``). ``<model>`` and ``<protocol>`` are the names made safe for file systems by
+:func:`safe_name`. Re-running a model on a protocol replaces its file.
+
+Writes are atomic (temporary file in the same folder, fsync, ``os.replace``): a reader, or a crash, never sees a
+half-written result, and a failure while serialising leaves the previous file untouched. NaN and inf are stored as
+JSON ``null`` (strict JSON, readable by any tool) and read back as NaN in metrics, operating points and intervals.
+
+Also here, because it shapes what is stored: :func:`downsample_roc`, which reduces a full ROC (millions of points
+for IJB-C) to at most ``max_points`` for ``details["roc"]``. The raw per-pair scores are not stored here (the
+extractor keeps them in HDF5); a result may point at them with ``scores_file``.
+
+This module imports no models and no extraction code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fr_bench import __version__
+from fr_bench.protocols.base import ProtocolResult, _jsonable
+from fr_bench.provenance import atomic_write_bytes
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ResultFormatError",
+    "ResultsWarning",
+    "StoredResult",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "downsample_roc",
+    "load_results",
+    "read_result",
+    "result_path",
+    "safe_name",
+    "write_result",
+]
+
+#: Version of the result-file layout. Readers refuse files of a newer schema with a clear message.
+SCHEMA_VERSION = 1
+
+#: Characters kept as they are in file names; anything else becomes ``_``.
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+@=-]")
+
+
+class ResultFormatError(ValueError):
+    """A file that is not a valid fr_bench result; the message names the file."""
+
+
+class ResultsWarning(UserWarning):
+    """A file in the results folder was skipped (the message names it and says why)."""
+
+
+def utc_now() -> str:
+    """The current time as an ISO 8601 UTC string, e.g. ``2026-11-23T06:32:01+00:00``."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """:func:`~fr_bench.provenance.atomic_write_bytes` for UTF-8 text."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def safe_name(name: str) -> str:
+    """``name`` as one file-name component, the same on every OS.
+
+    Characters outside ``A-Z a-z 0-9 . _ + @ = -`` become ``_`` and leading dots are dropped. When that changed the
+    name, the first 8 hex digits of the SHA-256 of the original name are appended, so that two different names
+    (``a/b`` and ``a_b``) never share a file.
+    """
+    cleaned = _UNSAFE.sub("_", name).lstrip(".")[:120] or "_"
+    if cleaned != name:
+        cleaned += "-" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return cleaned
+
+
+def _path_as_str(value: Any) -> str:
+    """``json.dumps`` fallback: paths become strings; anything else unknown is an error (``TypeError``)."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"cannot store a {type(value).__name__} in a result file")
+
+
+def _nan_leaves(value: Any) -> Any:
+    """``None`` leaves back to NaN (for the numeric dicts: operating points, intervals)."""
+    if value is None:
+        return math.nan
+    if isinstance(value, Mapping):
+        return {k: _nan_leaves(v) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class StoredResult:
+    """One run of one model on one protocol, as stored in ``RESULTS_DIR/<model>/<protocol>.json``.
+
+    * ``model``: ``{"name", "spec", "format", "fingerprint", "preprocessing", "embedding_size"}`` (``name`` required;
+      ``spec`` what the user passed, ``fingerprint`` the hash of the weights, ``preprocessing`` the input contract).
+    * ``protocol``: ``{"name", "display_name", "root", "options", "data"}`` (``name`` required; ``data`` the
+      :func:`fr_bench.provenance.annotate_fingerprint` dict: ``files``, ``combined``, ``release``, ``check``).
+    * ``result``: the :class:`ProtocolResult` (its raw ``scores`` are not stored).
+    * ``extraction``: ``{"device", "batch_size", "flip", "amp", "images", "seconds", "images_per_s", "from_cache",
+      "n_skipped", "skipped"}``.
+    * ``timings``: seconds per stage (``{"load": ..., "extract": ..., "evaluate": ...}``).
+    * ``scores_file``: where the per-pair scores were saved (HDF5), if they were.
+    * ``fr_bench_version``, ``created`` (ISO 8601 UTC), ``schema``: filled in automatically.
+    * ``source``: the file this was read from (not serialised).
+    """
+
+    model: dict[str, Any]
+    protocol: dict[str, Any]
+    result: ProtocolResult
+    extraction: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
+    scores_file: str | None = None
+    fr_bench_version: str = __version__
+    created: str = field(default_factory=utc_now)
+    schema: int = SCHEMA_VERSION
+    source: Path | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, Mapping) or not self.model.get("name"):
+            raise ValueError("StoredResult.model must be a dict with a non-empty 'name'")
+        if not isinstance(self.protocol, Mapping) or not self.protocol.get("name"):
+            raise ValueError("StoredResult.protocol must be a dict with a non-empty 'name'")
+        if not isinstance(self.result, ProtocolResult):
+            raise TypeError(f"StoredResult.result must be a ProtocolResult, got {type(self.result).__name__}")
+        self.model = dict(self.model)
+        self.protocol = dict(self.protocol)
+
+    # -- convenient views ---------------------------------------------------------------------------------------
+    @property
+    def model_name(self) -> str:
+        return str(self.model["name"])
+
+    @property
+    def protocol_name(self) -> str:
+        return str(self.protocol["name"])
+
+    @property
+    def display_name(self) -> str:
+        """The protocol's human name (``protocol.display_name``, else its name)."""
+        return str(self.protocol.get("display_name") or self.protocol_name)
+
+    @property
+    def conventions(self) -> dict[str, str]:
+        """The named convention per metric group that produced the numbers (``result.conventions``)."""
+        return dict(self.result.conventions)
+
+    @property
+    def flags(self) -> list[str]:
+        return list(self.result.flags)
+
+    @property
+    def data_hash(self) -> str | None:
+        """The ``combined`` hash of the data the result was computed on (``protocol.data``, else
+        ``result.provenance``), or None if not recorded."""
+        for source in (self.protocol.get("data"), self.result.provenance, self.result.provenance.get("data")):
+            if isinstance(source, Mapping) and source.get("combined"):
+                return str(source["combined"])
+        return None
+
+    @property
+    def data_release(self) -> str | None:
+        """The label of the known release the data matched, if any."""
+        for source in (self.protocol.get("data"), self.result.provenance, self.result.provenance.get("data")):
+            if isinstance(source, Mapping) and source.get("release"):
+                return str(source["release"])
+        return None
+
+    # -- JSON -----------------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready dict (NaN/inf as None; key order as documented)."""
+        return {
+            "schema": self.schema,
+            "fr_bench_version": self.fr_bench_version,
+            "created": self.created,
+            "model": _jsonable(self.model),
+            "protocol": _jsonable(self.protocol),
+            # informational copy of result.conventions, for readers of the file (result.conventions is authoritative)
+            "conventions": dict(self.result.conventions),
+            "result": self.result.to_dict(),
+            "extraction": _jsonable(self.extraction),
+            "timings": _jsonable(self.timings),
+            "scores_file": self.scores_file,
+        }
+
+    def to_json(self) -> str:
+        """Strict JSON text (``allow_nan=False``: NaN never leaks as a non-standard token), indented, newline-ended."""
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False, ensure_ascii=False, default=_path_as_str)
+        return text + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str | os.PathLike[str] | None = None) -> StoredResult:
+        """Inverse of :meth:`to_dict`; raises :class:`ResultFormatError` (naming ``source``) on anything else."""
+        where = str(source) if source is not None else "<result>"
+        if not isinstance(data, Mapping):
+            raise ResultFormatError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        schema = data.get("schema")
+        if not isinstance(schema, int) or isinstance(schema, bool):
+            raise ResultFormatError(f"{where}: not an fr_bench result file (no integer 'schema' field)")
+        if schema > SCHEMA_VERSION:
+            raise ResultFormatError(
+                f"{where}: result schema {schema} is newer than this fr_bench understands ({SCHEMA_VERSION}); "
+                "upgrade fr_bench"
+            )
+        for key in ("model", "protocol", "result"):
+            if not isinstance(data.get(key), Mapping):
+                raise ResultFormatError(f"{where}: missing or invalid {key!r} object")
+        result_data = data["result"]
+        if "protocol" not in result_data or not isinstance(result_data.get("metrics"), Mapping):
+            raise ResultFormatError(f"{where}: 'result' lacks 'protocol' or a 'metrics' object")
+        try:
+            result = ProtocolResult.from_dict(result_data)
+            result.operating_points = {k: _nan_leaves(v) for k, v in result.operating_points.items()}
+            result.intervals = {k: _nan_leaves(v) for k, v in result.intervals.items()}
+            return cls(
+                model=dict(data["model"]),
+                protocol=dict(data["protocol"]),
+                result=result,
+                extraction=dict(data.get("extraction") or {}),
+                timings=dict(data.get("timings") or {}),
+                scores_file=data.get("scores_file"),
+                fr_bench_version=str(data.get("fr_bench_version", "")),
+                created=str(data.get("created", "")),
+                schema=schema,
+                source=Path(source) if source is not None else None,
+            )
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ResultFormatError(f"{where}: invalid result: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, text: str, source: str | os.PathLike[str] | None = None) -> StoredResult:
+        """Parse :meth:`to_json` output; raises :class:`ResultFormatError` naming ``source``."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            where = str(source) if source is not None else "<result>"
+            raise ResultFormatError(f"{where}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
+        return cls.from_dict(data, source=source)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The store
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def result_path(results_dir: str | os.PathLike[str], model_name: str, protocol_name: str) -> Path:
+    """``results_dir/<safe model name>/<safe protocol name>.json``."""
+    return Path(results_dir) / safe_name(model_name) / f"{safe_name(protocol_name)}.json"
+
+
+def write_result(results_dir: str | os.PathLike[str], record: StoredResult) -> Path:
+    """Write ``record`` atomically to :func:`result_path` and return that path.
+
+    The JSON text is built completely before any file is touched, so an error while serialising leaves an existing
+    file as it was; the write itself goes through a temporary file + fsync + ``os.replace``.
+    """
+    text = record.to_json()
+    path = result_path(results_dir, record.model_name, record.protocol_name)
+    atomic_write_text(path, text)
+    record.source = path
+    return path
+
+
+def read_result(path: str | os.PathLike[str]) -> StoredResult:
+    """Read one result file; raises :class:`ResultFormatError` naming the file if it is not a valid result."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResultFormatError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+    return StoredResult.from_json(text, source=path)
+
+
+def load_results(results_dir: str | os.PathLike[str]) -> list[StoredResult]:
+    """Every result under ``results_dir`` (recursively), sorted by model then protocol name.
+
+    Files that are not results -- invalid JSON, JSON without an fr_bench ``schema``, a newer schema -- are skipped
+    with a :class:`ResultsWarning` naming the file and the reason; nothing is skipped silently. A missing folder
+    gives an empty list.
+    """
+    root = Path(results_dir)
+    records: list[StoredResult] = []
+    if not root.is_dir():
+        return records
+    for path in sorted(root.rglob("*.json")):
+        if not path.is_file():
+            continue
+        try:
+            records.append(read_result(path))
+        except ResultFormatError as exc:  # its message starts with the path
+            warnings.warn(f"skipped {exc}", ResultsWarning, stacklevel=2)
+        except OSError as exc:
+            warnings.warn(f"skipped {path}: cannot read: {exc.strerror or exc}", ResultsWarning, stacklevel=2)
+    records.sort(key=lambda r: (r.model_name, r.protocol_name))
+    return records
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# ROC downsampling
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def downsample_roc(
+    far: Any,
+    tar: Any,
+    thresholds: Any = None,
+    max_points: int = 1000,
+) -> dict[str, np.ndarray]:
+    """At most ``max_points`` points of an ROC, spread evenly in log-FAR, for ``details["roc"]``.
+
+    ``far`` must be non-decreasing (as from ``sklearn.metrics.roc_curve`` or :func:`fr_bench.metrics.roc`), ``tar``
+    and ``thresholds`` of the same length. Kept: the first and the last point, the last point at FAR = 0 (the best
+    TAR with no false accept; FAR 0 cannot be drawn on a log axis), and for each of ``max_points - 3`` targets
+    spaced evenly in log10(FAR) between the smallest positive FAR and the largest, the *last* point whose FAR does
+    not exceed the target -- the upper corner of the ROC staircase, i.e. the strict TAR at that FAR. Duplicates are
+    merged, so fewer points may come back; a curve that already has ``<= max_points`` points is returned whole.
+    Returns ``{"far", "tar"}`` (+ ``"thresholds"`` when given) as float64 arrays.
+    """
+    far = np.asarray(far, dtype=np.float64).ravel()
+    tar = np.asarray(tar, dtype=np.float64).ravel()
+    thr = None if thresholds is None else np.asarray(thresholds, dtype=np.float64).ravel()
+    if far.shape != tar.shape or (thr is not None and thr.shape != far.shape):
+        raise ValueError(
+            f"downsample_roc: far, tar (and thresholds) must have one length, got {far.size}, {tar.size}"
+            + ("" if thr is None else f", {thr.size}")
+        )
+    if far.size == 0:
+        raise ValueError("downsample_roc: empty ROC")
+    if max_points < 4:
+        raise ValueError(f"downsample_roc: max_points must be >= 4, got {max_points}")
+    if np.isnan(far).any() or np.any(np.diff(far) < 0):
+        raise ValueError("downsample_roc: far must be non-decreasing and free of NaN (sort the ROC by FAR first)")
+    n = far.size
+    if n <= max_points:
+        keep = np.arange(n)
+    else:
+        picks = [np.array([0, n - 1])]
+        zero = np.searchsorted(far, 0.0, side="right") - 1  # last point with FAR <= 0
+        if zero >= 0:
+            picks.append(np.array([zero]))
+        positive = far[far > 0]
+        if positive.size:
+            targets = np.geomspace(positive[0], far[-1], max_points - 3) if far[-1] > positive[0] else positive[:1]
+            picks.append(np.searchsorted(far, targets, side="right") - 1)
+        keep = np.unique(np.concatenate(picks))
+        keep = keep[keep >= 0]
+    out = {"far": far[keep], "tar": tar[keep]}
+    if thr is not None:
+        out["thresholds"] = thr[keep]
+    return out
