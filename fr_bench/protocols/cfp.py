@@ -1,0 +1,173 @@
+"""CFP (Celebrities in Frontal-Profile): ``cfp_fp`` and ``cfp_ff``, from the official tree or the ``.bin`` packs.
+
+Official layout (FORMATS.md)::
+
+    <root>/Data/Images/<id 001..500>/frontal/<01..10>.jpg, .../profile/<01..04>.jpg    (not aligned)
+    <root>/Protocol/Pair_list_F.txt, Pair_list_P.txt     "<index> <image path relative to Protocol/>"
+    <root>/Protocol/Split/<FP|FF>/<01..10>/same.txt, diff.txt      350 lines "i,j" each
+
+Pair ``i,j``: FF = (frontal i, frontal j), FP = (frontal i, profile j). Evaluation order: fold 01..10; within a
+fold, the 350 ``same.txt`` pairs then the 350 ``diff.txt`` pairs, each in file order (the LFW convention; the
+official protocol scores each fold as a set, so the order inside a fold does not change any number). 7000 pairs.
+The spec's ``[files] split`` ("FP" or "FF") selects the protocol.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fr_bench.protocols.base import ProtocolError, file_error
+from fr_bench.protocols.pairs import (
+    FROM_SPEC,
+    PairProtocol,
+    as_bool,
+    bin_protocol,
+    expected_count,
+    file_pair_protocol,
+    find_bin,
+    require_root,
+)
+
+N_FOLDS = 10
+
+
+def read_pair_index(path: Path, root: Path) -> dict[int, str]:
+    """``Pair_list_[FP].txt``: index -> image path relative to ``root`` (paths in the file are relative to
+    ``Protocol/``). Checks: two fields, whole-number indices, no duplicates, paths inside ``root``."""
+    if not path.is_file():
+        raise ProtocolError(f"{path}: CFP image index file not found")
+    out: dict[int, str] = {}
+    base = path.parent
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 2:
+                raise file_error(path, lineno, f"expected '<index> <image path>' (2 fields), got {line.strip()!r}")
+            try:
+                index = int(fields[0])
+            except ValueError:
+                raise file_error(path, lineno, f"index must be a whole number, got {fields[0]!r}") from None
+            if index in out:
+                raise file_error(path, lineno, f"index {index} listed twice")
+            full = os.path.normpath(os.path.join(base, fields[1].replace("\\", "/")))
+            rel = os.path.relpath(full, root)
+            if rel.startswith(".."):
+                raise file_error(path, lineno, f"image path {fields[1]!r} points outside {root}")
+            out[index] = Path(rel).as_posix()
+    if not out:
+        raise ProtocolError(f"{path}: no lines")
+    return out
+
+
+def read_split_file(path: Path) -> tuple[list[tuple[int, int]], list[int]]:
+    """A ``same.txt``/``diff.txt`` file: ``[(i, j)]`` and the line numbers."""
+    if not path.is_file():
+        raise ProtocolError(f"{path}: CFP split file not found")
+    pairs, lines = [], []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            text = line.strip()
+            if not text:
+                continue
+            fields = [x.strip() for x in text.split(",")]
+            if len(fields) != 2:
+                raise file_error(path, lineno, f"expected 'i,j' (two indices separated by a comma), got {text!r}")
+            try:
+                pairs.append((int(fields[0]), int(fields[1])))
+            except ValueError:
+                raise file_error(path, lineno, f"indices must be whole numbers, got {text!r}") from None
+            lines.append(lineno)
+    return pairs, lines
+
+
+def official_protocol(
+    root: Path,
+    spec: Mapping[str, Any],
+    *,
+    landmarks: str | None,
+    aligned: bool,
+    allow_missing: bool,
+    expected_pairs: Any,
+) -> PairProtocol:
+    """CFP from the ``Protocol/`` tree (see the module docstring)."""
+    split = str(spec.get("files", {}).get("split", "FP")).upper()
+    if split not in ("FP", "FF"):
+        where = spec.get("spec_file", spec.get("name"))
+        raise ProtocolError(f"{where}: [files] split must be 'FP' or 'FF', got {split!r}")
+    proto = root / "Protocol"
+    frontal = read_pair_index(proto / "Pair_list_F.txt", root)
+    second = frontal if split == "FF" else read_pair_index(proto / "Pair_list_P.txt", root)
+    second_file = proto / ("Pair_list_F.txt" if split == "FF" else "Pair_list_P.txt")
+    rel_a, rel_b, labels, folds, where = [], [], [], [], []
+    split_dir = proto / "Split" / split
+    per_file = spec.get("counts", {}).get("pairs_per_file")
+    for fold in range(N_FOLDS):
+        for kind, genuine in (("same.txt", True), ("diff.txt", False)):
+            path = split_dir / f"{fold + 1:02d}" / kind
+            pairs, lines = read_split_file(path)
+            if per_file is not None and expected_pairs is FROM_SPEC and len(pairs) != int(per_file):
+                raise file_error(path, None, f"{len(pairs)} pairs, expected {per_file}")
+            for (i, j), lineno in zip(pairs, lines):
+                if i not in frontal:
+                    raise file_error(path, lineno, f"frontal index {i} is not in {proto / 'Pair_list_F.txt'}")
+                if j not in second:
+                    raise file_error(path, lineno, f"index {j} is not in {second_file}")
+                rel_a.append(frontal[i])
+                rel_b.append(second[j])
+                labels.append(genuine)
+                folds.append(fold)
+                where.append((str(path), lineno))
+    want = expected_count(spec, expected_pairs)
+    if want is not None and len(labels) != want:
+        raise ProtocolError(f"{split_dir}: {len(labels)} pairs in all, expected {want}")
+    return file_pair_protocol(
+        spec, root, root, rel_a, rel_b, labels, np.asarray(folds), N_FOLDS, where,
+        landmarks=landmarks, aligned=aligned, allow_missing=allow_missing,
+        data_files=[str(proto / "Pair_list_F.txt"), str(second_file), str(split_dir)], source=f"official:Split/{split}",
+    )
+
+
+def load(
+    root: str | Path | None,
+    spec: Mapping[str, Any],
+    *,
+    format: str = "auto",
+    landmarks: str | None = None,
+    aligned: Any = False,
+    allow_missing: Any = False,
+    expected_pairs: Any = FROM_SPEC,
+) -> PairProtocol:
+    """CFP-FP or CFP-FF (per the spec) over ``root``: the CFP folder (``Protocol/``, ``Data/``), a folder with the
+    ``.bin`` pack, or the pack itself. ``format="auto"`` prefers the official tree when ``landmarks``/``aligned``
+    is given or no pack exists. Options as for LFW."""
+    base = require_root(root, spec)
+    aligned_b = as_bool(aligned, "aligned")
+    allow_b = as_bool(allow_missing, "allow_missing")
+    if format not in ("auto", "official", "bin"):
+        raise ValueError(f"option format={format!r}: choose auto, official or bin")
+    bin_names = spec.get("files", {}).get("bin", [])
+    bin_names = [bin_names] if isinstance(bin_names, str) else list(bin_names)
+    pack = find_bin(base, bin_names)
+    has_tree = base.is_dir() and (base / "Protocol").is_dir()
+    if format == "auto":
+        format = "official" if has_tree and (landmarks is not None or aligned_b or pack is None) else "bin"
+        if format == "bin" and pack is None:
+            raise ProtocolError(f"{base}: found neither Protocol/ (official CFP tree) nor {', '.join(bin_names)}")
+    if format == "bin":
+        if pack is None:
+            raise ProtocolError(f"{base}: no {' or '.join(bin_names)} found")
+        if landmarks is not None or aligned_b:
+            raise ValueError("options landmarks/aligned apply to the official tree, not to a .bin pack")
+        return bin_protocol(pack, spec, expected_pairs=expected_pairs)
+    if not has_tree:
+        raise ProtocolError(f"{base / 'Protocol'}: CFP Protocol folder not found")
+    return official_protocol(
+        base, spec, landmarks=landmarks, aligned=aligned_b, allow_missing=allow_b, expected_pairs=expected_pairs
+    )

@@ -1,0 +1,112 @@
+"""``demo``: the built-in benchmark on the 55 shipped faces of 5 people (no download, no root needed).
+
+Data: ``fr_bench/protocols/demo_data/`` (see its README.md): aligned 112x112 crops ``<Name>/<Name>_NNNN.jpg``,
+``pairs.txt`` (every unordered pair once: 275 genuine + 1,210 impostor = 1,485, in a fixed shuffled order) and
+``identification.txt`` (gallery = the ``_0001`` image of each person, probes = the other 50).
+
+``evaluate`` reports the pair metrics of :class:`~fr_bench.protocols.pairs.PairProtocol` over 10 contiguous folds
+of the file order (``numpy.array_split`` sizes 149 x 5, 148 x 5), plus closed-set ``rank1`` identification of the
+probes against the gallery (cosine of L2-normalised embeddings, :func:`fr_bench.metrics.cmc`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fr_bench.protocols.base import ProtocolError, ProtocolResult, file_error
+from fr_bench.protocols.folder import read_pair_list
+from fr_bench.protocols.images import FileImageSource
+from fr_bench.protocols.pairs import PairProtocol, contiguous_folds
+
+#: The shipped demo data.
+DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
+PAIRS_FILE = "pairs.txt"
+SPLIT_FILE = "identification.txt"
+N_FOLDS = 10
+
+
+def read_split(path: str | Path) -> tuple[list[str], list[str]]:
+    """``(gallery images, probe images)`` from ``<gallery|probe> <relative path>`` lines (``#`` comments)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ProtocolError(f"{p}: identification split file not found")
+    gallery, probes = [], []
+    with open(p, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            fields = text.split()
+            if len(fields) != 2 or fields[0] not in ("gallery", "probe"):
+                raise file_error(p, lineno, f"expected '<gallery|probe> <image>', got {text!r}")
+            (gallery if fields[0] == "gallery" else probes).append(fields[1])
+    if not gallery or not probes:
+        raise ProtocolError(f"{p}: needs at least one gallery and one probe image")
+    return gallery, probes
+
+
+def identity_of(relpath: str) -> str:
+    """The identity of ``<Name>/<file>``: its folder name."""
+    return relpath.split("/")[0]
+
+
+class DemoProtocol(PairProtocol):
+    """Pair verification + closed-set rank-1 identification on the demo faces."""
+
+    def __init__(self, *args: Any, gallery: np.ndarray, probes: np.ndarray, identities: list[str], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.gallery = np.asarray(gallery, dtype=np.int64)
+        self.probes = np.asarray(probes, dtype=np.int64)
+        self.identities = np.asarray(identities)
+
+    def evaluate(
+        self,
+        embeddings: np.ndarray,
+        norms: np.ndarray | None = None,
+        *,
+        conventions: Mapping[str, str] | None = None,
+        ci: float | None = None,
+        n_boot: int = 1000,
+        seed: int = 0,
+    ) -> ProtocolResult:
+        from fr_bench.metrics import cmc
+
+        result = super().evaluate(embeddings, norms, conventions=conventions, ci=ci, n_boot=n_boot, seed=seed)
+        unit, _ = self.unit_embeddings(embeddings, norms)
+        ranks = cmc(
+            unit[self.probes], self.identities[self.probes], unit[self.gallery], self.identities[self.gallery],
+            ranks=(1,),
+        )
+        result.metrics["rank1"] = float(ranks[1])
+        result.conventions["identification"] = "closed-set rank-1, cosine, one gallery image per identity"
+        result.details["identification"] = {"gallery": int(self.gallery.size), "probes": int(self.probes.size)}
+        return result
+
+
+def load(root: str | Path | None, spec: Mapping[str, Any]) -> DemoProtocol:
+    """The demo protocol over the shipped data (``root`` = another folder in the same layout, or None)."""
+    base = DEMO_DATA if root is None else Path(root)
+    rel_a, rel_b, labels, _ = read_pair_list(base / PAIRS_FILE)
+    gallery, probes = read_split(base / SPLIT_FILE)
+    rels = sorted(set(rel_a) | set(rel_b) | set(gallery) | set(probes))
+    for rel in rels:
+        if not (base / rel).is_file():
+            raise ProtocolError(f"{base / rel}: demo image missing (listed in {PAIRS_FILE} or {SPLIT_FILE})")
+    index = {r: i for i, r in enumerate(rels)}
+    pairs = np.array([[index[a], index[b]] for a, b in zip(rel_a, rel_b)], dtype=np.int64)
+    identities = [identity_of(r) for r in rels]
+    truth = np.array([identity_of(a) == identity_of(b) for a, b in zip(rel_a, rel_b)])
+    if not np.array_equal(truth, labels):
+        k = int(np.flatnonzero(truth != labels)[0])
+        raise ProtocolError(f"{base / PAIRS_FILE}: pair {k + 1} label disagrees with the folder identities")
+    images = FileImageSource(base, rels, key_prefix="demo/")
+    n = len(labels)
+    return DemoProtocol(
+        spec, images, pairs, labels, contiguous_folds(n, N_FOLDS), n_folds=N_FOLDS,
+        data_files=[str(base / PAIRS_FILE), str(base / SPLIT_FILE)], source="shipped demo data",
+        gallery=[index[g] for g in gallery], probes=[index[p] for p in probes], identities=identities,
+    )

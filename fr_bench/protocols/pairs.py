@@ -1,0 +1,531 @@
+"""The shared pair-verification protocol (LFW, CFP-FP/FF, AgeDB-30, CALFW, CPLFW, folder, demo).
+
+A :class:`PairProtocol` is an image list, ``pairs`` (``(N, 2)`` indices into it), ``labels`` (genuine = True) and
+``folds`` (fold id per pair, contiguous, in the official order). ``evaluate`` scores each pair with the cosine of
+the L2-normalised (flip-summed) embeddings and computes, with :mod:`fr_bench.metrics` only:
+
+* ``accuracy`` / ``accuracy_std`` under a named convention (group ``"accuracy"``):
+
+  - ``kfold-grid`` (default; insightface ``verification.py``, the most-cited tables): 10 contiguous folds,
+    threshold on squared L2 distance over the grid 0.00..3.99 picked on the other 9 folds; mean and population std;
+  - ``kfold-exact``: same folds, threshold over every distinct score;
+  - ``kfold-youden`` (FaceX-Zoo): threshold maximising TPR - FPR on the other folds; its spread is the standard
+    error (``accuracy_sem``), recorded in ``details["accuracy_spread"]``;
+  - ``kfold-angular`` (MagFace ``eval_1v1.py``): 10-fold on the angular distance arccos(cos)/pi after subtracting
+    the training folds' mean embedding;
+  - ``best-threshold``: best accuracy over all thresholds on the whole set -- an optimistic oracle figure, flagged.
+
+* ``tar@far=<f>`` for the spec's FAR list, read on the whole-set ROC under a named convention (group ``"tar"``:
+  ``nearest`` default, ``strict``, ``interpolated``); the realised operating point goes to ``operating_points``.
+  This is not insightface's per-fold "VAL@FAR" (threshold found on the training folds); the spec says so.
+* ``eer``, ``auc``, ``xnorm`` (mean L2 norm of the embeddings as given, i.e. flip-summed when ``flip_test``).
+
+Details: per-fold accuracies and thresholds, a downsampled ROC (<= 1000 points incl. both ends), the
+genuine/impostor distribution summary and the pair counts. ``result.scores`` keeps the per-pair scores, labels and
+folds. The module also holds the option helpers and the ``.bin`` builder shared by the pair-set loaders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fr_bench.protocols.base import ImageSource, Protocol, ProtocolError, ProtocolResult
+
+#: Accuracy conventions accepted by ``evaluate`` (first = default when the spec names none).
+ACCURACY_CONVENTIONS = ("kfold-grid", "kfold-exact", "kfold-youden", "kfold-angular", "best-threshold")
+#: TAR@FAR readings of the ROC.
+TAR_CONVENTIONS = ("nearest", "strict", "interpolated")
+#: Default FAR list when the spec gives none.
+DEFAULT_FARS = (1e-3,)
+#: Most ROC points kept in ``details["roc"]`` (both ends always included).
+ROC_POINTS = 1000
+
+OPTIMISTIC_FLAG = "optimistic: oracle threshold on the whole set (best-threshold accuracy, no held-out folds)"
+
+
+# ---------------------------------------------------------------------------------------------------- options
+
+
+def as_bool(value: Any, name: str) -> bool:
+    """An option value as a bool (accepts bools, 0/1 and the strings true/false/yes/no/1/0)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and int(value) in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+        return value.strip().lower() in ("true", "yes", "1", "on")
+    raise ValueError(f"option {name}={value!r}: expected true or false")
+
+
+def as_count(value: Any, name: str, *, allow_none: bool = False) -> int | None:
+    """An option value as a non-negative int (strings of digits accepted; ``None``/"none" if ``allow_none``)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "any", "")):
+        if allow_none:
+            return None
+        raise ValueError(f"option {name} needs a number")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"option {name}={value!r}: expected a whole number") from None
+    if isinstance(value, float) and value != number or number < 0:
+        raise ValueError(f"option {name}={value!r}: expected a whole number >= 0")
+    return number
+
+
+class _FromSpec:
+    """Sentinel default: take the value from the protocol spec."""
+
+    def __repr__(self) -> str:
+        return "<from spec>"
+
+
+FROM_SPEC: Any = _FromSpec()
+
+
+def expected_count(spec: Mapping[str, Any], value: Any, key: str = "pairs") -> int | None:
+    """The pair count to enforce: the spec's ``[counts] <key>`` unless the option overrides it (None = no check)."""
+    if value is FROM_SPEC:
+        count = spec.get("counts", {}).get(key)
+        return None if count is None else int(count)
+    return as_count(value, f"expected_{key}", allow_none=True)
+
+
+def far_name(far: float) -> str:
+    """``1e-3`` -> ``"1e-3"`` (metric names like ``tar@far=1e-3``)."""
+    mantissa, exponent = f"{far:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def contiguous_folds(n_pairs: int, n_folds: int) -> np.ndarray:
+    """Fold id per pair for ``n_folds`` contiguous folds, sizes as ``np.array_split`` (the first ``n % k`` folds
+    one larger), which is also scikit-learn ``KFold(shuffle=False)``'s layout."""
+    if n_folds <= 0:
+        return np.zeros(n_pairs, dtype=np.int64)
+    sizes = [len(c) for c in np.array_split(np.arange(n_pairs), n_folds)]
+    return np.repeat(np.arange(n_folds, dtype=np.int64), sizes)
+
+
+# ---------------------------------------------------------------------------------------------------- protocol
+
+
+def _op_dict(point: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(point) and not isinstance(point, type):
+        return dataclasses.asdict(point)
+    return dict(point)
+
+
+def _downsample_roc(fpr: np.ndarray, n: int = ROC_POINTS) -> np.ndarray:
+    """Indices of at most ``n`` ROC points: half spread evenly by index, half evenly in log10(FPR), both ends."""
+    m = len(fpr)
+    if m <= n:
+        return np.arange(m)
+    half = (n - 2) // 2
+    linear = np.linspace(0, m - 1, half).round().astype(np.int64)
+    positive = fpr[fpr > 0]
+    lo = float(positive.min()) if positive.size else 1.0
+    targets = np.logspace(np.log10(lo), 0.0, n - 2 - half)
+    logs = np.minimum(np.searchsorted(fpr, targets, side="left"), m - 1)
+    return np.unique(np.concatenate([[0], linear, logs, [m - 1]]))
+
+
+class PairProtocol(Protocol):
+    """A pair-verification benchmark bound to its files (see the module docstring for ``evaluate``).
+
+    ``pairs`` index into ``images``; ``folds`` are contiguous fold ids in evaluation order (``n_folds == 0`` means
+    no k-fold protocol: only ``best-threshold`` accuracy, flagged optimistic). ``n_pairs_total`` is the pair count
+    of the benchmark files when some pairs were dropped by ``allow_missing``.
+    """
+
+    def __init__(
+        self,
+        spec: Mapping[str, Any],
+        images: ImageSource,
+        pairs: np.ndarray,
+        labels: np.ndarray,
+        folds: np.ndarray,
+        *,
+        n_folds: int,
+        data_files: Sequence[str] = (),
+        source: str = "",
+        n_pairs_total: int | None = None,
+        flags: Sequence[str] = (),
+        flip_test: bool = True,
+    ) -> None:
+        super().__init__(spec)
+        self.name = str(self.spec.get("name", ""))
+        self._images = images
+        self.pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        self.labels = np.asarray(labels, dtype=bool)
+        self.folds = np.asarray(folds, dtype=np.int64)
+        self.n_folds = int(n_folds)
+        self.source = source
+        self.flip_test = bool(flip_test)
+        self._data_files = [str(f) for f in data_files]
+        self.n_pairs_total = int(n_pairs_total) if n_pairs_total is not None else len(self.labels)
+        self.load_flags = list(flags)
+        n = len(self.pairs)
+        if len(self.labels) != n or len(self.folds) != n:
+            raise ValueError(f"{self.name}: {n} pairs, {len(self.labels)} labels and {len(self.folds)} fold ids")
+        if n == 0:
+            raise ProtocolError(f"{self.name}: no pairs to evaluate")
+        if self.pairs.min() < 0 or self.pairs.max() >= len(images):
+            raise ValueError(f"{self.name}: pair indices outside the image list of {len(images)} images")
+        if n > 1 and (np.diff(self.folds) < 0).any():
+            raise ValueError(f"{self.name}: fold ids must be contiguous and non-decreasing in pair order")
+
+    # -- Protocol interface ---------------------------------------------------------------------------------
+
+    @property
+    def images(self) -> ImageSource:
+        return self._images
+
+    @property
+    def data_files(self) -> Sequence[str]:
+        return list(self._data_files)
+
+    @property
+    def conventions(self) -> dict[str, list[str]]:
+        allowed_acc = list(ACCURACY_CONVENTIONS) if self.n_folds >= 2 else ["best-threshold"]
+        defaults = self.spec.get("conventions", {})
+        acc_default = defaults.get("accuracy", allowed_acc[0])
+        if acc_default not in allowed_acc:
+            acc_default = allowed_acc[0]
+        tar_default = defaults.get("tar", TAR_CONVENTIONS[0])
+        return {
+            "accuracy": [acc_default] + [c for c in allowed_acc if c != acc_default],
+            "tar": [tar_default] + [c for c in TAR_CONVENTIONS if c != tar_default],
+        }
+
+    @property
+    def fars(self) -> tuple[float, ...]:
+        return tuple(float(f) for f in self.spec.get("metrics", {}).get("fars", DEFAULT_FARS))
+
+    def _chosen(self, conventions: Mapping[str, str] | None) -> dict[str, str]:
+        known = self.conventions
+        conventions = dict(conventions or {})
+        for group in conventions:
+            if group not in known:
+                raise ValueError(f"{self.name}: unknown convention group {group!r}; accepted: {', '.join(known)}")
+        chosen = {}
+        for group, allowed in known.items():
+            value = conventions.get(group, allowed[0])
+            if value not in allowed:
+                raise ValueError(
+                    f"{self.name}: unknown {group!r} convention {value!r}; choose one of {', '.join(allowed)}"
+                )
+            chosen[group] = value
+        return chosen
+
+    # -- scoring --------------------------------------------------------------------------------------------
+
+    def unit_embeddings(self, embeddings: np.ndarray, norms: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """``(L2-normalised rows, norm of each row)``; ``norms`` (if given) are the caller's feature norms."""
+        emb = self.check_embeddings(embeddings).astype(np.float64)
+        own = np.linalg.norm(emb, axis=1)
+        used = np.flatnonzero(np.bincount(self.pairs.ravel(), minlength=len(emb)))
+        zero = used[own[used] == 0]
+        if zero.size:
+            raise ValueError(
+                f"{self.name}: {zero.size} embedding rows used by pairs are all zeros (e.g. row {zero[0]})"
+            )
+        if norms is None:
+            feature_norms = own
+        else:
+            feature_norms = np.asarray(norms, dtype=np.float64).reshape(-1)
+            if feature_norms.shape != (len(emb),):
+                raise ValueError(
+                    f"{self.name}: norms must have one value per image ({len(emb)}), got {np.shape(norms)}"
+                )
+        safe = np.where(own > 0, own, 1.0)
+        return emb / safe[:, None], feature_norms
+
+    def pair_scores(self, unit: np.ndarray) -> np.ndarray:
+        """Cosine similarity of each pair (rows of ``unit`` are L2-normalised)."""
+        return np.einsum("ij,ij->i", unit[self.pairs[:, 0]], unit[self.pairs[:, 1]])
+
+    def evaluate(
+        self,
+        embeddings: np.ndarray,
+        norms: np.ndarray | None = None,
+        *,
+        conventions: Mapping[str, str] | None = None,
+        ci: float | None = None,
+        n_boot: int = 1000,
+        seed: int = 0,
+    ) -> ProtocolResult:
+        from fr_bench.metrics import distribution_overlap, pair_accuracy, roc, verification_report
+        from fr_bench.metrics.verification import angular_kfold_accuracy
+
+        chosen = self._chosen(conventions)
+        unit, feature_norms = self.unit_embeddings(embeddings, norms)
+        scores = self.pair_scores(unit)
+        labels = self.labels
+        result = ProtocolResult(protocol=self.name, metrics={}, flags=list(self.load_flags))
+        result.conventions = {
+            "accuracy": chosen["accuracy"],
+            "tar": chosen["tar"],
+            "score": "cosine of L2-normalised embeddings",
+            "flip": "sum of image and mirror embeddings" if self.flip_test else "none",
+        }
+
+        # accuracy (fractions, not percent)
+        acc_conv = chosen["accuracy"]
+        if acc_conv == "kfold-angular":  # MagFace eval_1v1.py: training-fold mean subtracted, angular distance
+            acc = angular_kfold_accuracy(unit[self.pairs[:, 0]], unit[self.pairs[:, 1]], labels, n_folds=self.n_folds)
+        else:
+            acc = pair_accuracy(scores, labels, convention=acc_conv, n_folds=max(self.n_folds, 2))
+        result.metrics["accuracy"] = float(acc.mean)
+        if acc.optimistic:
+            result.details["accuracy_spread"] = "none: one threshold chosen and scored on the whole set"
+            result.flags.append(OPTIMISTIC_FLAG)
+        elif acc.reported_spread == "sem":
+            result.metrics["accuracy_std"] = float(acc.std)
+            result.metrics["accuracy_sem"] = float(acc.sem)
+            result.details["accuracy_spread"] = "sem: std(ddof=1) / sqrt(folds) over folds, the convention's spread"
+        else:
+            result.metrics["accuracy_std"] = float(acc.std)
+            result.details["accuracy_spread"] = "std: population std (ddof=0) over folds"
+        result.details["accuracy_folds"] = {
+            "accuracies": np.asarray(acc.fold_accuracies, dtype=np.float64),
+            "thresholds": np.asarray(acc.fold_thresholds, dtype=np.float64),
+            "train_accuracies": np.asarray(acc.train_accuracies, dtype=np.float64),
+            "fold_sizes": np.bincount(self.folds) if not acc.optimistic else np.array([len(labels)]),
+        }
+        if not acc.optimistic:
+            official = np.bincount(self.folds, minlength=self.n_folds)
+            contiguous = np.bincount(contiguous_folds(len(labels), self.n_folds), minlength=self.n_folds)
+            if not np.array_equal(official, contiguous):
+                result.flags.append(
+                    "k-fold accuracy splits the scored pairs into equal contiguous folds, which differ from the "
+                    f"benchmark's folds here (fold sizes {official.tolist()})"
+                )
+
+        # TAR@FAR, EER, AUC: one sort
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # unresolvable FARs are flagged below instead
+            report = verification_report(
+                scores, labels, fars=self.fars, tar_convention=chosen["tar"], accuracy_convention=None
+            )
+        for far in self.fars:
+            point = report.operating_points[far]
+            key = f"tar@far={far_name(far)}"
+            result.metrics[key] = float(point.tar) if point.resolvable else float("nan")
+            result.operating_points[key] = _op_dict(point)
+            if not point.resolvable:
+                result.flags.append(
+                    f"{key}: not resolvable with {report.n_impostor} impostor pairs (needs at least "
+                    f"{int(np.ceil(1 / far))}); reported as NaN"
+                )
+        result.metrics["eer"] = float(report.eer)
+        result.metrics["auc"] = float(report.auc)
+        fpr, tpr, thr = (np.asarray(v, dtype=np.float64) for v in roc(scores, labels))
+        used = np.unique(self.pairs)
+        result.metrics["xnorm"] = float(feature_norms[used].mean())
+
+        keep = _downsample_roc(fpr)
+        result.details["roc"] = {
+            "fpr": fpr[keep], "tpr": tpr[keep], "threshold": thr[keep], "downsampled_from": len(fpr)
+        }
+        dist = distribution_overlap(scores[labels], scores[~labels])
+        result.details["distribution"] = dist.to_dict() if hasattr(dist, "to_dict") else dist
+        result.details["counts"] = {
+            "pairs": int(len(labels)),
+            "genuine": int(labels.sum()),
+            "impostor": int((~labels).sum()),
+            "images": int(len(self.images)),
+            "folds": int(self.n_folds),
+            "n_pairs_scored": int(len(labels)),
+            "n_pairs_total": int(self.n_pairs_total),
+        }
+        result.details["xnorm"] = "mean L2 norm of the embeddings of the images in scored pairs" + (
+            " (flip-summed features)" if self.flip_test else ""
+        )
+        result.provenance = {"source": self.source, "data_files": list(self._data_files)}
+        result.scores = {
+            "scores": scores.astype(np.float32),
+            "labels": labels.copy(),
+            "folds": self.folds.copy(),
+        }
+        if ci is not None:
+            result.intervals = self._intervals(scores, labels, ci=ci, n_boot=n_boot, seed=seed, conventions=chosen)
+        return result
+
+    def _intervals(
+        self, scores: np.ndarray, labels: np.ndarray, *, ci: float, n_boot: int, seed: int, conventions: dict[str, str]
+    ) -> dict[str, dict[str, Any]]:
+        """Bootstrap intervals: the hook for :mod:`fr_bench.metrics.uncertainty` (wired by the lead)."""
+        try:
+            from fr_bench.metrics import uncertainty
+        except ImportError:
+            uncertainty = None
+        fn = getattr(uncertainty, "pair_bootstrap", None) if uncertainty is not None else None
+        if fn is None:
+            raise NotImplementedError(
+                f"{self.name}: confidence intervals (ci={ci}) need fr_bench.metrics.uncertainty.pair_bootstrap, which "
+                "is not available yet; call evaluate with ci=None"
+            )
+        return fn(scores, labels, folds=self.folds, ci=ci, n_boot=n_boot, seed=seed, conventions=conventions)
+
+
+# ---------------------------------------------------------------------------------------------------- shared loading
+
+
+def require_root(root: str | Path | None, spec: Mapping[str, Any]) -> Path:
+    """``root`` as a Path that exists, or a clear error saying what the protocol expects."""
+    name = spec.get("name", "protocol")
+    if root is None:
+        hint = spec.get("root_hint", "")
+        where = f" ({hint})" if hint else ""
+        raise ProtocolError(f"{name}: needs the benchmark files: pass root=<folder or .bin pack>{where}")
+    p = Path(root).expanduser()
+    if not p.exists():
+        raise ProtocolError(f"{p}: {name} root not found")
+    return p
+
+
+def bin_protocol(
+    path: Path,
+    spec: Mapping[str, Any],
+    *,
+    expected_pairs: Any = FROM_SPEC,
+    n_folds: int | None = None,
+) -> PairProtocol:
+    """A :class:`PairProtocol` over an insightface ``.bin`` pack: pair k = images 2k, 2k+1; contiguous folds."""
+    from fr_bench.protocols.binpack import read_bin
+    from fr_bench.protocols.images import BinPackImageSource
+
+    bins, issame = read_bin(path, expected_count(spec, expected_pairs))
+    n = len(issame)
+    k = int(spec.get("counts", {}).get("folds", 10)) if n_folds is None else n_folds
+    images = BinPackImageSource(path, 2 * n, bins=bins)
+    pairs = np.arange(2 * n, dtype=np.int64).reshape(n, 2)
+    return PairProtocol(
+        spec, images, pairs, issame, contiguous_folds(n, k), n_folds=k, data_files=[str(path)], source="bin"
+    )
+
+
+def find_bin(root: Path, names: Sequence[str]) -> Path | None:
+    """``root`` itself if it is a ``.bin`` file, else the first ``root/<name>`` that exists, else None."""
+    if root.is_file():
+        if root.suffix.lower() == ".bin":
+            return root
+        return None
+    for name in names:
+        cand = root / name
+        if cand.is_file():
+            return cand
+    return None
+
+
+def file_pair_protocol(
+    spec: Mapping[str, Any],
+    root: Path,
+    image_dir: Path,
+    rel_a: Sequence[str],
+    rel_b: Sequence[str],
+    labels: Sequence[bool],
+    folds: np.ndarray,
+    n_folds: int,
+    where: Sequence[tuple[str, int]],
+    *,
+    landmarks: str | Path | None,
+    aligned: bool,
+    allow_missing: bool,
+    data_files: Sequence[str],
+    source: str,
+    flags: Sequence[str] = (),
+) -> PairProtocol:
+    """A :class:`PairProtocol` over image files ``image_dir/<rel>`` listed by a pair file.
+
+    ``where[k]`` is the (file, line) that defined pair ``k``, for errors. Images must come with a landmark file
+    (``landmarks``, see :func:`fr_bench.protocols.images.read_landmarks`; paths relative to ``image_dir`` or to
+    ``root``) or be declared already aligned (``aligned=True``, 112x112 checked on load). With ``allow_missing``,
+    pairs whose image file (or landmark line) is missing are dropped and flagged; otherwise the first one raises.
+    """
+    from fr_bench.protocols.base import file_error
+    from fr_bench.protocols.images import FileImageSource, read_landmarks
+
+    name = spec.get("name", "protocol")
+    if landmarks is None and not aligned:
+        raise ProtocolError(
+            f"{image_dir}: {name} images in the official layout are not aligned 112x112 crops. Pass "
+            "landmarks=PATH (lines '<relative path> x1 y1 ... x5 y5 [score]') to align them, aligned=True if this "
+            "tree already holds aligned 112x112 crops, or use the benchmark's .bin pack"
+        )
+    if landmarks is not None and aligned:
+        raise ValueError(f"{name}: give either landmarks=PATH or aligned=True, not both")
+    n = len(labels)
+    unique: dict[str, int] = {}
+    first_use: list[int] = []
+    for k, rel in enumerate(r for pair in zip(rel_a, rel_b) for r in pair):
+        if rel not in unique:
+            unique[rel] = len(unique)
+            first_use.append(k // 2)
+    rels = list(unique)
+    try:
+        prefix = image_dir.relative_to(root).as_posix() if image_dir != root else ""
+    except ValueError:
+        prefix = ""
+    prefix = f"{prefix}/" if prefix else ""
+    missing = np.array([not (image_dir / rel).is_file() for rel in rels], dtype=bool)
+    why = ["image file not found"] * len(rels)
+    table_rows = None
+    if landmarks is not None:
+        table = read_landmarks(landmarks)
+        table_rows = np.full(len(rels), -1, dtype=np.int64)
+        for i, rel in enumerate(rels):
+            row = table.lookup(rel, prefix + rel)
+            if row is None:
+                if not missing[i]:
+                    why[i] = f"no landmarks for it in {table.path}"
+                missing[i] = True
+            else:
+                table_rows[i] = row
+        data_files = [*data_files, str(table.path)]
+    if missing.any() and not allow_missing:
+        i = int(np.flatnonzero(missing)[0])
+        file, line = where[first_use[i]]
+        raise file_error(
+            file, line, f"{why[i]}: {image_dir / rels[i]} ({int(missing.sum())} such images in all; "
+            "pass allow_missing=True to drop their pairs)"
+        )
+    index_a = np.array([unique[r] for r in rel_a], dtype=np.int64)
+    index_b = np.array([unique[r] for r in rel_b], dtype=np.int64)
+    keep_pair = ~(missing[index_a] | missing[index_b])
+    flags = list(flags)
+    if not keep_pair.all():
+        flags.append(
+            f"allow_missing: {int((~keep_pair).sum())} of {n} pairs dropped ({int(missing.sum())} images missing "
+            f"or without landmarks); scored {int(keep_pair.sum())} pairs"
+        )
+    # compact the image list to images used by kept pairs, preserving order
+    used = np.zeros(len(rels), dtype=bool)
+    used[index_a[keep_pair]] = True
+    used[index_b[keep_pair]] = True
+    new_index = np.cumsum(used) - 1
+    kept_rels = [r for r, u in zip(rels, used) if u]
+    lm = None
+    if table_rows is not None:
+        lm = table.points[table_rows[used]]
+    images = FileImageSource(image_dir, kept_rels, lm, key_prefix=prefix)
+    if aligned:
+        images.check_first()
+    pairs = np.stack([new_index[index_a[keep_pair]], new_index[index_b[keep_pair]]], axis=1)
+    return PairProtocol(
+        spec,
+        images,
+        pairs,
+        np.asarray(labels, dtype=bool)[keep_pair],
+        np.asarray(folds)[keep_pair],
+        n_folds=n_folds,
+        data_files=[*data_files, str(image_dir)],
+        source=source,
+        n_pairs_total=n,
+        flags=flags,
+    )
