@@ -16,15 +16,14 @@ import platform
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-import fr_bench
 from fr_bench import extract as _extract
 from fr_bench import provenance, results
+from fr_bench.cache import save_scores
 from fr_bench.models import load_model
 from fr_bench.protocols import Protocol, ProtocolResult, load_protocol, load_spec
 
@@ -75,7 +74,7 @@ def prepare(
         flip=flip_used,
         num_workers=num_workers,
         amp=amp,
-        cache_dir=(cache_dir if use_cache else None) if cache_dir is not None else (_extract.default_cache_dir() if use_cache else None),
+        cache_dir=(cache_dir or _extract.default_cache_dir()) if use_cache else None,
         progress=progress,
         skip_bad_images=skip_bad_images,
     )
@@ -95,25 +94,40 @@ def evaluate_model(
     name: str | None = None,
     **prepare_kwargs: Any,
 ) -> Evaluation:
-    """Run ``model`` on ``protocol`` and return the :class:`Evaluation`; write the result file when ``out`` is set."""
+    """Run ``model`` on ``protocol`` and return the :class:`Evaluation`; write the result file when ``out`` is set.
+
+    The per-pair (per-search) scores go to an HDF5 file in the cache folder, keyed by model fingerprint, protocol,
+    data hash and conventions, and the result records where: ``frbench compare`` reads them for paired statistics.
+    """
     t0 = time.perf_counter()
     proto, embedder, emb, flip_used = prepare(model, protocol, root, **prepare_kwargs)
     t_extract = time.perf_counter()
     result = proto.evaluate(emb.features, emb.norms, conventions=conventions, ci=ci, n_boot=n_boot, seed=seed)
     t_eval = time.perf_counter()
 
-    data = provenance.protocol_fingerprint(list(proto.data_files))
-    label, flags = provenance.check_known_hashes(data, load_spec(protocol).get("known_hashes", []))
-    data["known_release"] = label
+    spec = load_spec(protocol)
+    data, flags = provenance.annotate_fingerprint(
+        provenance.protocol_fingerprint(list(proto.data_files), root=root), spec.get("known_hashes", []), protocol
+    )
     result.flags.extend(flags)
     result.provenance = data
 
+    scores_file = None
+    if result.scores:
+        key = {
+            "model": embedder.fingerprint,
+            "protocol": protocol,
+            "data": data["combined"],
+            "conventions": dict(sorted(result.conventions.items())),
+            "flip": flip_used,
+        }
+        cache_dir = prepare_kwargs.get("cache_dir") or _extract.default_cache_dir()
+        scores_file = str(save_scores(Path(cache_dir) / "scores", key, result.scores))
+
     record = results.StoredResult(
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        fr_bench_version=fr_bench.__version__,
         model={
             "name": name or embedder.name,
-            "spec": model,
+            "spec": str(model),
             "format": embedder.format,
             "fingerprint": embedder.fingerprint,
             "preprocessing": dict(embedder.preprocessing),
@@ -121,12 +135,12 @@ def evaluate_model(
         },
         protocol={
             "name": protocol,
-            "display_name": load_spec(protocol).get("display_name", protocol),
+            "display_name": spec.get("display_name", protocol),
             "root": None if root is None else str(root),
             "options": {k: str(v) for k, v in (prepare_kwargs.get("protocol_options") or {}).items()},
             "data": data,
         },
-        result=result.to_dict(),
+        result=result,
         extraction={
             "device": str(emb.device),
             "batch_size": prepare_kwargs.get("batch_size", 128),
@@ -137,11 +151,11 @@ def evaluate_model(
             "images_per_s": float(emb.timings.get("images_per_s", float("nan"))),
             "from_cache": bool(emb.from_cache),
             "n_skipped": int(emb.n_skipped),
-            "skipped": [list(map(str, s)) for s in emb.skipped],
+            "skipped": [[str(x) for x in s] for s in emb.skipped],
+            "environment": {"python": platform.python_version(), "machine": platform.machine()},
         },
-        timings={"extract_s": t_extract - t0, "evaluate_s": t_eval - t_extract, "total_s": time.perf_counter() - t0},
-        conventions=dict(result.conventions),
-        environment={"python": platform.python_version(), "machine": platform.machine()},
+        timings={"extract": t_extract - t0, "evaluate": t_eval - t_extract, "total": time.perf_counter() - t0},
+        scores_file=scores_file,
     )
     path = results.write_result(out, record) if out is not None else None
     return Evaluation(protocol=proto, embeddings=emb, result=result, record=record, path=path)

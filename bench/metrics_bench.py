@@ -1,0 +1,138 @@
+"""Speed and memory of the verification metrics against scikit-learn, and of distractor_rank1 against a plain
+blocked matmul, measured in the same run.
+
+    python bench/metrics_bench.py                      # IJB-C sized: 15.7M scores, 0.12% genuine
+    python bench/metrics_bench.py --n 1000000          # smaller
+    python bench/metrics_bench.py --probes 353 --distractors 100000
+
+Ratios are ours / baseline time (< 1: faster than the baseline). Peak memory is the tracemalloc peak of one extra
+call (numpy buffers are traced), in bytes per input score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+import tracemalloc
+import warnings
+
+import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))  # run from a checkout
+import fr_bench.metrics as M  # noqa: E402
+
+
+def best_time(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def peak_bytes(fn) -> int:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def sklearn_nearest(scores, labels, fars):
+    """Baseline for the nearest reading: what the insightface IJB script does."""
+    fpr, tpr, _ = roc_curve(labels, scores)
+    fpr, tpr = fpr[::-1], tpr[::-1]
+    return {f: tpr[np.argmin(np.abs(fpr - f))] for f in fars}
+
+
+def verification_section(n: int, genuine_fraction: float, repeat: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    labels = rng.random(n) < genuine_fraction
+    scores = np.where(labels, rng.normal(0.55, 0.12, n), rng.normal(0.0, 0.1, n)).astype(np.float32)
+    fars = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+    print(f"\n== verification: {n:,} scores, {int(labels.sum()):,} genuine ({genuine_fraction:.2%}), float32, "
+          f"best of {repeat}")
+    t_sk = best_time(lambda: roc_curve(labels, scores, drop_intermediate=False), repeat)
+    t_sk_default = best_time(lambda: sklearn_nearest(scores, labels, fars), repeat)
+    rows = [("roc", lambda: M.roc(scores, labels), t_sk, "sklearn roc_curve(drop_intermediate=False)")]
+    for conv in ("strict", "nearest", "interpolated"):
+        base, name = ((t_sk_default, "sklearn roc_curve() + nearest reading") if conv == "nearest"
+                      else (t_sk, "sklearn roc_curve(drop_intermediate=False)"))
+        rows.append((f"tar_at_far[{conv}]", lambda c=conv: M.tar_at_far(scores, labels, fars, c), base, name))
+    rows.append(("eer", lambda: M.eer(scores, labels), t_sk, "sklearn roc_curve(drop_intermediate=False)"))
+    t_auc = best_time(lambda: roc_auc_score(labels, scores), repeat)
+    rows.append(("verification_report (no acc.)",
+                 lambda: M.verification_report(scores, labels, fars, accuracy_convention=None), t_auc,
+                 "sklearn roc_auc_score"))
+    print(f"{'function':34s} {'ours s':>8s} {'base s':>8s} {'ratio':>6s} {'peak B/score':>12s}  baseline")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for label, fn, base, base_name in rows:
+            t = best_time(fn, repeat)
+            peak = peak_bytes(fn) / n
+            print(f"{label:34s} {t:8.2f} {base:8.2f} {t / base:6.2f} {peak:12.1f}  {base_name}")
+        peak_sk = peak_bytes(lambda: roc_curve(labels, scores, drop_intermediate=False)) / n
+    print(f"{'(sklearn roc_curve peak)':34s} {'':8s} {'':8s} {'':6s} {peak_sk:12.1f}")
+    fold_n = min(n, 600_000)
+    s_small, y_small = scores[:fold_n], labels[:fold_n]
+    t_kf = best_time(lambda: M.kfold_accuracy(s_small, y_small, 10, "exact"), 1)
+    t_kg = best_time(lambda: M.kfold_accuracy(s_small, y_small, 10, "insightface"), 1)
+    t_sort = best_time(lambda: np.argsort(s_small.astype(np.float64)), 1)
+    print(f"kfold_accuracy on {fold_n:,}: exact {t_kf:.2f} s, grid {t_kg:.2f} s "
+          f"(ratios to one argsort: {t_kf / t_sort:.1f}, {t_kg / t_sort:.1f})")
+
+
+def identification_section(n_probes: int, n_distractors: int, dim: int, seed: int) -> None:
+    print(f"\n== distractor_rank1: {n_probes:,} probes x {n_distractors:,} distractors x {dim}-d, float32")
+    rng = np.random.default_rng(seed)
+    probe = rng.normal(size=(n_probes, dim)).astype(np.float32)
+    probe /= np.linalg.norm(probe, axis=1, keepdims=True)
+    ids = np.repeat(np.arange(max(1, n_probes // 10)), 10)[:n_probes]
+    if ids.size < n_probes:
+        ids = np.r_[ids, np.full(n_probes - ids.size, ids[-1] if ids.size else 0)]
+    distractors = rng.normal(size=(n_distractors, dim)).astype(np.float32)
+    distractors /= np.linalg.norm(distractors, axis=1, keepdims=True)
+
+    def baseline():  # the unavoidable work: every probe-distractor score, max per probe, in blocks
+        best = np.full(n_probes, -np.inf, dtype=np.float32)
+        for start in range(0, n_distractors, 65536):
+            np.maximum(best, (probe @ distractors[start:start + 65536].T).max(axis=1), out=best)
+        return best
+
+    t_base = best_time(baseline, 1)
+    scale = (3530 * 1_000_000) / (n_probes * n_distractors)
+    try:
+        t0 = time.perf_counter()
+        M.distractor_rank1(probe, ids, distractors)
+        t = time.perf_counter() - t0
+    except NotImplementedError:
+        print(f"distractor_rank1 not implemented yet; baseline blocked matmul+max {t_base:.2f} s "
+              f"(x{scale:.0f} -> {t_base * scale:.0f} s at 3,530 x 1M)")
+        return
+    print(f"{'':22s} {'time s':>8s} {'at 3,530 x 1M (P*N scaling)':>30s}")
+    print(f"{'distractor_rank1':22s} {t:8.2f} {t * scale:28.0f} s")
+    print(f"{'baseline matmul+max':22s} {t_base:8.2f} {t_base * scale:28.0f} s   ratio {t / t_base:.2f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=15_700_000, help="number of verification scores (IJB-C: 15.7M)")
+    p.add_argument("--genuine-fraction", type=float, default=0.0012)
+    p.add_argument("--repeat", type=int, default=1, help="timing repeats (best of)")
+    p.add_argument("--probes", type=int, default=353)
+    p.add_argument("--distractors", type=int, default=100_000)
+    p.add_argument("--dim", type=int, default=512)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    verification_section(a.n, a.genuine_fraction, a.repeat, a.seed)
+    identification_section(a.probes, a.distractors, a.dim, a.seed)
+    print(f"\nprocess max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
