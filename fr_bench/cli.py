@@ -315,7 +315,7 @@ def plot(kind, sources, protocol, out) -> None:
         if len(records) > 1:
             click.echo(f"{len(records)} results for {protocol}: plotting the first ({records[0].model['name']})", err=True)
         rec = records[0]
-        written = plots.plot_distribution(rec.result["details"]["distribution"], out_path,
+        written = plots.plot_distribution(rec.result.details["distribution"], out_path,
                                           title=f"{rec.model['name']} on {rec.protocol['display_name']}")
     click.echo(f"written: {written}")
 

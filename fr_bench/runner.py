@@ -177,6 +177,7 @@ def conventions_rows(proto: Protocol, embeddings: np.ndarray, norms: np.ndarray 
     Each group is varied alone, the others stay at their defaults, so a row shows what that convention alone does.
     """
     rows: list[dict[str, Any]] = []
+    base_flags = set(proto.evaluate(embeddings, norms).flags)
     for group, names in proto.conventions.items():
         prefixes = GROUP_METRICS.get(group, ("",))
         for conv in names:
@@ -191,9 +192,10 @@ def conventions_rows(proto: Protocol, embeddings: np.ndarray, norms: np.ndarray 
                         "convention": conv,
                         "metric": metric,
                         "value": value,
-                        "realised": point.get("far", point.get("fpir")),
+                        "far": point.get("far", point.get("fpir")),
                         "threshold": point.get("threshold"),
-                        "flags": "; ".join(res.flags),
+                        "default": conv == names[0],
+                        "note": "; ".join(f for f in res.flags if f not in base_flags),
                     }
                 )
     return rows
