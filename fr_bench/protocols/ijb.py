@@ -1,0 +1,635 @@
+"""IJB-B / IJB-C 1:1 template verification: meta-file parsing, template pooling, pair scoring.
+
+Layout (insightface's IJB release, FORMATS.md "IJB-B and IJB-C")::
+
+    <root>/meta/ijbc_face_tid_mid.txt          <image name> <template id> <media id>        (one line per image)
+    <root>/meta/ijbc_name_5pts_score.txt       <image name> x1 y1 ... x5 y5 <detector score> (same order)
+    <root>/meta/ijbc_template_pair_label.txt   <template id 1> <template id 2> <label 0|1>  (one line per pair)
+    <root>/loose_crop/<image name>             loosely cropped face, aligned at load with its 5 points
+
+(``ijbb_`` for IJB-B.) Everything is kept as column arrays -- 469,375 images and 15.66M pairs never become Python
+objects -- and every stage is vectorised:
+
+* template pooling is one sparse (templates x images) weight matrix times the image features: each pooling
+  convention is just a different weight per image (:func:`pooling_weights`);
+* pair scores are one gather-dot over all pairs, computed as blocked matrix products when the pair set is dense in
+  its templates (IJB's enrolment x verification structure) and as chunked row gathers otherwise (:func:`pair_scores`).
+
+Reported numbers come from :mod:`fr_bench.metrics` only.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from fr_bench.protocols.base import (
+    CROP_SIZE,
+    ImageRef,
+    ImageSource,
+    Protocol,
+    ProtocolError,
+    ProtocolResult,
+    file_error,
+)
+
+#: Pooling conventions, the reference first.
+POOLINGS = ("media-mean-sum", "media-balanced", "image-mean", "norm-weighted")
+#: TAR@FAR readings (fr_bench.metrics.verification conventions), the published IJB tables' first.
+TAR_CONVENTIONS = ("nearest", "strict", "interpolated")
+DEFAULT_FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Generic fast table reading with file:line errors
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _first_bad_line(path: Path, kinds: Sequence[type], sep: str | None = " ", skip_header: bool = False) -> None:
+    """Scan ``path`` line by line and raise a file:line error at the first line that does not fit ``kinds``.
+
+    Only called after the fast C parser refused the file, so the slow scan runs on the error path only.
+    """
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, start=1):
+            if skip_header and lineno == 1:
+                continue
+            fields = line.rstrip("\r\n").split(sep)
+            if len(fields) != len(kinds):
+                raise file_error(path, lineno, f"expected {len(kinds)} fields separated by {sep!r}, found "
+                                 f"{len(fields)}: {line.rstrip()[:120]!r}")
+            for col, (value, kind) in enumerate(zip(fields, kinds), start=1):
+                if kind is str:
+                    if value == "":
+                        raise file_error(path, lineno, f"field {col} is empty")
+                    continue
+                try:
+                    kind(value)
+                except ValueError:
+                    raise file_error(path, lineno, f"field {col} should be {'an integer' if kind is int else 'a number'},"
+                                     f" found {value!r}") from None
+
+
+def read_columns(path: str | os.PathLike, kinds: Sequence[type]) -> list[np.ndarray]:
+    """Read a headerless space-separated table whose columns have the given kinds (``str``, ``int``, ``float``).
+
+    Uses pandas' C parser (seconds for 15M lines); on any parsing problem, finds the first bad line and raises a
+    :class:`ProtocolError` naming ``path:line``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise file_error(path, None, "file not found")
+    dtypes = {i: (object if k is str else np.int64 if k is int else np.float64) for i, k in enumerate(kinds)}
+    raw = path.read_bytes()
+    n_lines = raw.count(b"\n") + (1 if raw and not raw.endswith(b"\n") else 0)
+    if n_lines == 0:
+        raise file_error(path, None, "file is empty")
+    try:
+        df = pd.read_csv(io.BytesIO(raw), sep=" ", header=None, engine="c", dtype=dtypes, na_filter=False,
+                         quoting=3)
+    except (ValueError, pd.errors.ParserError, OverflowError) as exc:
+        _first_bad_line(path, kinds)
+        raise file_error(path, None, f"could not parse: {exc}") from exc
+    if df.shape[1] != len(kinds) or len(df) != n_lines:  # wrong width everywhere, or blank lines skipped
+        _first_bad_line(path, kinds)
+        raise file_error(path, None, f"expected {len(kinds)} columns on each of {n_lines} lines, found "
+                         f"{df.shape[1]} columns on {len(df)} lines")
+    cols = [df[c].to_numpy() for c in df.columns]
+    for i, k in enumerate(kinds):
+        if k is str:
+            empty = np.flatnonzero(cols[i] == "")
+            if empty.size:
+                raise file_error(path, int(empty[0]) + 1, f"field {i + 1} is empty")
+    return cols
+
+
+def _check_count(path: Path, what: str, found: int, expected: int | None, check: bool) -> None:
+    if check and expected is not None and found != expected:
+        raise file_error(path, None, f"expected {expected:,} {what} (the official release), found {found:,}. "
+                         "If this is a deliberate subset, pass check_counts=False")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Meta files
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class IJBMeta:
+    """The per-image columns of an IJB release (all arrays of length n_images, file order)."""
+
+    names: np.ndarray  # image names (object array of str), e.g. "1.jpg"
+    templates: np.ndarray  # int64 template id per image
+    medias: np.ndarray  # int64 media id per image
+    landmarks: np.ndarray  # float32 (n, 5, 2), loose_crop coordinates
+    det_scores: np.ndarray  # float32 detector score per image
+    face_tid_mid: Path
+    name_5pts_score: Path
+
+
+def read_ijb_meta(face_tid_mid: str | os.PathLike, name_5pts_score: str | os.PathLike) -> IJBMeta:
+    """Parse ``*_face_tid_mid.txt`` and ``*_name_5pts_score.txt`` and check they list the same images in order."""
+    tid_path, pts_path = Path(face_tid_mid), Path(name_5pts_score)
+    names, templates, medias = read_columns(tid_path, (str, int, int))
+    pts = read_columns(pts_path, (str,) + (float,) * 11)
+    pts_names = pts[0]
+    if len(pts_names) != len(names):
+        raise file_error(pts_path, min(len(pts_names), len(names)) + 1,
+                         f"has {len(pts_names):,} lines but {tid_path.name} has {len(names):,}: the two files must "
+                         "list the same images in the same order")
+    mismatch = np.flatnonzero(pts_names != names)
+    if mismatch.size:
+        i = int(mismatch[0])
+        raise file_error(pts_path, i + 1, f"image {pts_names[i]!r} differs from {names[i]!r} on the same line of "
+                         f"{tid_path}: the two files must list the same images in the same order")
+    landmarks = np.stack(pts[1:11], axis=1).astype(np.float32).reshape(-1, 5, 2)
+    det_scores = pts[11].astype(np.float32)
+    return IJBMeta(names, templates, medias, landmarks, det_scores, tid_path, pts_path)
+
+
+def read_template_pairs(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parse ``*_template_pair_label.txt``: (template a, template b, label) int64 arrays; labels must be 0 or 1."""
+    path = Path(path)
+    a, b, labels = read_columns(path, (int, int, int))
+    bad = np.flatnonzero((labels != 0) & (labels != 1))
+    if bad.size:
+        i = int(bad[0])
+        raise file_error(path, i + 1, f"label must be 0 or 1, found {labels[i]}")
+    return a, b, labels.astype(np.int8)
+
+
+def template_lookup(template_ids: np.ndarray, wanted: np.ndarray, path: Path, what: str,
+                    line_offset: int = 1) -> np.ndarray:
+    """Row of each ``wanted`` template id in the sorted ``template_ids``; unknown ids raise at their file line.
+
+    A direct lookup table when the ids are small non-negative integers (IJB: < 200k; O(n) gather for 15.66M pairs),
+    binary search otherwise.
+    """
+    if len(template_ids) and template_ids[0] >= 0 and template_ids[-1] <= max(1 << 24, 8 * len(template_ids)):
+        lut = np.full(int(template_ids[-1]) + 2, -1, dtype=np.int64)
+        lut[template_ids] = np.arange(len(template_ids))
+        rows = lut[np.clip(wanted, -1, len(lut) - 1)]  # -1 and the last slot (max id + 1) both hold -1
+        bad = np.flatnonzero(rows < 0)
+    else:
+        idx = np.minimum(np.searchsorted(template_ids, wanted), len(template_ids) - 1)
+        rows = idx.astype(np.int64)
+        bad = np.flatnonzero(template_ids[idx] != wanted)
+    if bad.size:
+        i = int(bad[0])
+        raise file_error(path, i + line_offset, f"template {wanted[i]} has no image in {what} "
+                         f"({bad.size:,} rows reference unknown templates)")
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Template pooling
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TemplateLayout:
+    """Which template and which (template, media) group each image belongs to, as arrays."""
+
+    template_ids: np.ndarray  # sorted unique template ids (row order of pooled features)
+    image_template: np.ndarray  # row in template_ids of each image
+    group_size: np.ndarray  # images of this image's (template, media) group, per image
+    template_media: np.ndarray  # distinct media in this image's template, per image
+    template_images: np.ndarray  # images in this image's template, per image
+
+    @classmethod
+    def build(cls, templates: np.ndarray, medias: np.ndarray) -> TemplateLayout:
+        template_ids, t_inv = np.unique(templates, return_inverse=True)
+        _, m_inv = np.unique(medias, return_inverse=True)
+        group_key = t_inv.astype(np.int64) * (int(m_inv.max()) + 1 if len(m_inv) else 1) + m_inv
+        _, g_inv, g_count = np.unique(group_key, return_inverse=True, return_counts=True)
+        group_template = np.zeros(len(g_count), dtype=np.int64)
+        group_template[g_inv] = t_inv
+        media_per_template = np.bincount(group_template, minlength=len(template_ids))
+        images_per_template = np.bincount(t_inv, minlength=len(template_ids))
+        return cls(template_ids, t_inv.astype(np.int64), g_count[g_inv], media_per_template[t_inv],
+                   images_per_template[t_inv])
+
+    @property
+    def n_templates(self) -> int:
+        return len(self.template_ids)
+
+
+def pooling_weights(layout: TemplateLayout, pooling: str, *, norms: np.ndarray | None, keep_norm: bool,
+                    det_scores: np.ndarray | None) -> np.ndarray:
+    """Weight of each image feature in its template's sum (float64), for one pooling convention.
+
+    * ``media-mean-sum`` (reference, insightface ``eval_ijbc.py``): mean of each media's images, summed over media:
+      w = 1 / |media group|.
+    * ``media-balanced``: w = 1 / |media group| / |media in template|. After the final L2 normalisation this gives
+      the same template direction as the reference (the extra factor is constant within a template); offered so
+      toolkits that describe their pooling this way can be named.
+    * ``image-mean``: plain mean over the template's images, media ignored: w = 1 / |template images|.
+    * ``norm-weighted`` (MagFace-style quality weighting): each image's unit feature weighted by its norm, averaged
+      over the template's images (media ignored): w = ||f|| / ||f|| = 1 on the raw feature, whatever ``keep_norm``.
+
+    Then, except for ``norm-weighted``, ``keep_norm=False`` divides by the feature norm (the image feature is
+    L2-normalised before pooling). ``det_scores`` (if given) multiplies every weight (the reference's
+    ``use_detector_score``).
+    """
+    if pooling == "media-mean-sum":
+        w = 1.0 / layout.group_size
+    elif pooling == "media-balanced":
+        w = 1.0 / (layout.group_size * layout.template_media)
+    elif pooling == "image-mean":
+        w = 1.0 / layout.template_images
+    elif pooling == "norm-weighted":
+        w = np.ones(len(layout.image_template))
+    else:
+        raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
+    w = w.astype(np.float64)
+    if not keep_norm and pooling != "norm-weighted":
+        if norms is None:
+            raise ValueError("keep_norm=False needs the image feature norms")
+        if (norms <= 0).any():
+            raise ValueError(f"{int((norms <= 0).sum())} image features have zero norm: cannot L2-normalise them")
+        w = w / norms
+    if det_scores is not None:
+        w = w * det_scores
+    return w
+
+
+def pool_templates(features: np.ndarray, layout: TemplateLayout, weights: np.ndarray) -> np.ndarray:
+    """L2-normalised template features (n_templates x dim, float32): ``sum_i weights_i * features_i`` per template.
+
+    One sparse (templates x images) matrix product: the image features are never copied or reweighted in memory.
+    """
+    n = features.shape[0]
+    if len(weights) != n or len(layout.image_template) != n:
+        raise ValueError(f"{n} image features but the template layout has {len(layout.image_template)} images")
+    w = sp.csr_matrix((weights.astype(np.float32), (layout.image_template, np.arange(n))),
+                      shape=(layout.n_templates, n))
+    pooled = np.asarray(w @ features, dtype=np.float32)
+    norm = np.linalg.norm(pooled, axis=1)
+    zero = np.flatnonzero(~(norm > 0))
+    if zero.size:
+        raise ValueError(f"template {layout.template_ids[zero[0]]} pools to a zero (or non-finite) feature "
+                         f"({zero.size} templates): all its weights are zero (detector scores of 0?)")
+    pooled /= norm[:, None]
+    return pooled
+
+
+def _compact(idx: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Used rows of ``idx`` (sorted) and each entry's position among them -- O(n), no sort of ``idx``."""
+    present = np.zeros(n, dtype=bool)
+    present[idx] = True
+    used = np.flatnonzero(present)
+    position = np.cumsum(present) - 1
+    return used, position[idx]
+
+
+def pair_scores(features: np.ndarray, idx_a: np.ndarray, idx_b: np.ndarray, *, block_bytes: int = 1 << 29,
+                dense_threshold: float = 0.03) -> np.ndarray:
+    """Cosine score of every pair (rows ``idx_a[k]``, ``idx_b[k]`` of unit-norm ``features``), float32.
+
+    When the pairs cover at least ``dense_threshold`` of (used a-rows x used b-rows) -- IJB's gallery x probe
+    structure covers ~23% -- the scores are read from matrix products of the used rows (BLAS speed; one product when
+    the score block fits in ``block_bytes``, else row blocks); otherwise each chunk of pairs gathers its two rows and
+    takes a row-wise dot. Both give the same dot products up to float32 summation order.
+    """
+    import torch
+
+    n_pairs = len(idx_a)
+    out = np.empty(n_pairs, dtype=np.float32)
+    if n_pairs == 0:
+        return out
+    feats = np.ascontiguousarray(features, dtype=np.float32)
+    n, dim = feats.shape
+    used_a, pos_a = _compact(idx_a, n)
+    used_b, pos_b = _compact(idx_b, n)
+    n_b = len(used_b)
+    density = n_pairs / (len(used_a) * n_b)
+    if density >= dense_threshold:
+        fb = torch.from_numpy(feats[used_b])
+        rows = max(1, block_bytes // (4 * n_b))
+        if rows >= len(used_a):  # one product, one flat gather
+            block = (torch.from_numpy(feats[used_a]) @ fb.T).numpy()
+            np.take(block.reshape(-1), pos_a * n_b + pos_b, out=out)
+            return out
+        n_blocks = -(-len(used_a) // rows)
+        block_of_pair = (pos_a // rows).astype(np.int16 if n_blocks < 2**15 else np.int64)
+        order = np.argsort(block_of_pair, kind="stable")
+        bounds = np.searchsorted(block_of_pair[order], np.arange(n_blocks + 1))
+        for k in range(n_blocks):
+            sel = order[bounds[k]:bounds[k + 1]]
+            if sel.size == 0:
+                continue
+            block = (torch.from_numpy(feats[used_a[k * rows:(k + 1) * rows]]) @ fb.T).numpy()
+            out[sel] = block.reshape(-1)[(pos_a[sel] - k * rows) * n_b + pos_b[sel]]
+    else:
+        chunk = max(1, block_bytes // (8 * dim))
+        for start in range(0, n_pairs, chunk):
+            a = feats[idx_a[start:start + chunk]]
+            b = feats[idx_b[start:start + chunk]]
+            out[start:start + chunk] = np.einsum("ij,ij->i", a, b)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Images
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class ArrayImageSource(ImageSource):
+    """Images on disk held as column arrays: ``root/rel_paths[i]``, warped with ``landmarks[i]`` (5x2) if given.
+
+    ``rel_paths`` is kept as a fixed-width unicode array (no Python object per image: 469k IJB-C images are two
+    arrays) and each :class:`ImageRef` is built on demand; picklable for DataLoader workers. Like
+    :class:`fr_bench.protocols.images.FileImageSource` (same decoding and checks), which holds a Python list instead.
+    With ``landmarks=None`` every image must already be an aligned 112x112 crop (checked at load).
+    """
+
+    def __init__(self, root: str | os.PathLike, rel_paths: np.ndarray, landmarks: np.ndarray | None = None, *,
+                 unaligned_hint: str = "") -> None:
+        self.root = str(root)
+        self.rel_paths = np.asarray(rel_paths, dtype=str)
+        self.landmarks = None if landmarks is None else np.asarray(landmarks, dtype=np.float32).reshape(-1, 5, 2)
+        if self.landmarks is not None and len(self.landmarks) != len(self.rel_paths):
+            raise ValueError(f"{len(self.rel_paths)} images but {len(self.landmarks)} landmark rows")
+        self.unaligned_hint = unaligned_hint
+
+    def __len__(self) -> int:
+        return len(self.rel_paths)
+
+    def ref(self, i: int) -> ImageRef:
+        rel = str(self.rel_paths[i])
+        lm = None if self.landmarks is None else tuple((float(x), float(y)) for x, y in self.landmarks[i])
+        return ImageRef(key=rel, source=os.path.join(self.root, rel), landmarks=lm)
+
+    def keys(self) -> list[str]:
+        return self.rel_paths.tolist()
+
+    def load(self, i: int) -> np.ndarray:
+        from fr_bench.protocols.images import check_crop, read_image_file
+
+        path = os.path.join(self.root, str(self.rel_paths[i]))
+        img = read_image_file(path)
+        if self.landmarks is None:
+            return check_crop(img, path, self.unaligned_hint)
+        from fr_bench.align import align_face
+
+        return align_face(img, self.landmarks[i], size=CROP_SIZE)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Shared evaluation helpers (also used by the 1:N, MegaFace and K-FACE loaders)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def far_name(far: float) -> str:
+    """``1e-4`` -> ``"1e-4"`` (metric names like ``tar@far=1e-4``)."""
+    mant, exp = f"{far:.0e}".split("e")
+    return f"{mant}e{int(exp)}"
+
+
+def op_to_dict(point: Any) -> dict[str, Any]:
+    """An operating point (dataclass or mapping) as a plain dict."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(point):
+        return dataclasses.asdict(point)
+    return dict(point)
+
+
+def pick_convention(conventions: Mapping[str, str] | None, group: str, allowed: Sequence[str]) -> str:
+    """The convention chosen for ``group`` (default: the first allowed); unknown names raise."""
+    chosen = (conventions or {}).get(group, allowed[0])
+    if chosen not in allowed:
+        raise ValueError(f"unknown {group!r} convention {chosen!r}; choose one of {', '.join(allowed)}")
+    return chosen
+
+
+def check_conventions(conventions: Mapping[str, str] | None, known: Mapping[str, Sequence[str]]) -> None:
+    for group in conventions or {}:
+        if group not in known:
+            raise ValueError(f"unknown convention group {group!r}; this protocol accepts {', '.join(known)}")
+
+
+def no_ci(ci: float | None) -> None:
+    """Bootstrap intervals are wired later (fr_bench.metrics.uncertainty)."""
+    if ci is not None:
+        raise NotImplementedError("confidence intervals for this protocol are not wired yet "
+                                  "(needs fr_bench.metrics.uncertainty); call evaluate with ci=None")
+
+
+def verification_metrics(result: ProtocolResult, prefix: str, scores: np.ndarray, labels: np.ndarray,
+                         fars: Sequence[float], convention: str, roc_points: int = 512) -> None:
+    """Fill ``result`` with TAR@FAR (+ realised operating points, flags), EER, distribution summary and a
+    downsampled ROC, all from :mod:`fr_bench.metrics`. ``prefix`` namespaces the keys (``""`` or ``"Q1/"``)."""
+    from fr_bench.metrics.distributions import distribution_overlap
+    from fr_bench.metrics.verification import roc, verification_report
+
+    labels_b = np.asarray(labels).astype(bool)
+    report = verification_report(scores, labels_b, fars=tuple(fars), tar_convention=convention,
+                                 accuracy_convention=None)
+    points = report.operating_points
+    for far in fars:
+        point = op_to_dict(points[far])
+        name = f"{prefix}tar@far={far_name(far)}"
+        result.metrics[name] = point["tar"] if point.get("resolvable", True) else float("nan")
+        result.operating_points[name] = point
+        if not point.get("resolvable", True):
+            result.flags.append(f"{name}: not resolvable with {point.get('n_impostor')} impostor pairs "
+                                f"(needs at least {int(np.ceil(1 / far))}); reported as NaN")
+    result.metrics[f"{prefix}eer"] = float(report.eer)
+    result.metrics[f"{prefix}auc"] = float(report.auc)
+    dist = distribution_overlap(scores[labels_b], scores[~labels_b])
+    result.details[f"{prefix}distribution"] = dist.to_dict() if hasattr(dist, "to_dict") else dist
+    curve = roc(scores, labels_b)
+    fpr, tpr, thr = (curve.fpr, curve.tpr, curve.thresholds) if hasattr(curve, "fpr") else curve[:3]
+    fpr, tpr, thr = (np.asarray(v) for v in (fpr, tpr, thr))
+    keep = _downsample_roc(fpr, roc_points)
+    result.details[f"{prefix}roc"] = {"fpr": fpr[keep], "tpr": tpr[keep], "threshold": thr[keep],
+                                      "downsampled_from": int(len(fpr))}
+    result.details[f"{prefix}counts"] = {"genuine": int(labels_b.sum()), "impostor": int((~labels_b).sum())}
+
+
+def _downsample_roc(fpr: np.ndarray, n: int) -> np.ndarray:
+    """Indices of ~n ROC points spread evenly in log10(FPR) (plus both ends)."""
+    if len(fpr) <= n:
+        return np.arange(len(fpr))
+    lo = max(float(fpr[fpr > 0].min()) if (fpr > 0).any() else 1e-9, 1e-12)
+    targets = np.logspace(np.log10(lo), 0, n)
+    idx = np.searchsorted(fpr, targets, side="left")
+    return np.unique(np.concatenate([[0], np.minimum(idx, len(fpr) - 1), [len(fpr) - 1]]))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The 1:1 protocol
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def spec_file(root: Path, spec: Mapping[str, Any], key: str) -> Path:
+    files = spec.get("files", {})
+    if key not in files:
+        raise ProtocolError(f"{spec.get('spec_file', spec.get('name'))}: [files] has no {key!r} entry")
+    return root / files[key]
+
+
+def require_root(root: str | os.PathLike | None, spec: Mapping[str, Any]) -> Path:
+    if root is None:
+        raise ProtocolError(f"{spec.get('name')}: needs the benchmark root folder ({spec.get('root_hint', '')})")
+    root = Path(root)
+    if not root.is_dir():
+        raise file_error(root, None, f"{spec.get('name')}: benchmark root folder not found")
+    return root
+
+
+class IJBBase(Protocol):
+    """Shared by 1:1 and 1:N: the image list (every line of face_tid_mid) and per-image template pooling."""
+
+    def __init__(self, root: Path, spec: Mapping[str, Any], *, check_counts: bool, keep_norm: bool,
+                 detector_weight: bool, pooling: str) -> None:
+        super().__init__(spec)
+        self.name = spec.get("name", "")
+        self.root = root
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
+        self.keep_norm, self.detector_weight, self.pooling = keep_norm, detector_weight, pooling
+        self.flip_test = True
+        counts = spec.get("counts", {})
+        self.meta = read_ijb_meta(spec_file(root, spec, "face_tid_mid"), spec_file(root, spec, "name_5pts_score"))
+        _check_count(self.meta.face_tid_mid, "images (lines)", len(self.meta.names), counts.get("images"),
+                     check_counts)
+        self.layout = TemplateLayout.build(self.meta.templates, self.meta.medias)
+        _check_count(self.meta.face_tid_mid, "distinct templates", self.layout.n_templates,
+                     counts.get("templates"), check_counts)
+        images_dir = spec.get("files", {}).get("images_dir", "loose_crop")
+        self._images = ArrayImageSource(root, np.char.add(images_dir + "/", self.meta.names.astype(str)),
+                                        self.meta.landmarks)
+        self._files = [str(self.meta.face_tid_mid), str(self.meta.name_5pts_score), str(root / images_dir)]
+
+    @property
+    def images(self) -> ImageSource:
+        return self._images
+
+    @property
+    def data_files(self) -> Sequence[str]:
+        return list(self._files)
+
+    def template_features(self, embeddings: np.ndarray, norms: np.ndarray | None = None,
+                          pooling: str | None = None) -> np.ndarray:
+        """Unit template features (rows in ``self.layout.template_ids`` order) from raw image embeddings."""
+        emb = self.check_embeddings(embeddings)
+        pooling = pooling or self.pooling
+        if norms is None and (not self.keep_norm):
+            norms = np.linalg.norm(emb, axis=1)
+        weights = pooling_weights(self.layout, pooling, norms=None if norms is None else np.asarray(norms, float),
+                                  keep_norm=self.keep_norm,
+                                  det_scores=self.meta.det_scores.astype(np.float64) if self.detector_weight else None)
+        return pool_templates(emb, self.layout, weights)
+
+    def pooling_conventions(self, pooling: str) -> dict[str, str]:
+        return {"pooling": pooling, "image_feature": ("raw (norm kept)" if self.keep_norm else "L2-normalised")
+                + (" x detector score" if self.detector_weight else ""),
+                "flip": "sum of image and mirror embeddings" if self.flip_test else "none"}
+
+
+class IJBVerification(IJBBase):
+    """IJB-B/C 1:1 template verification (insightface ``eval_ijbc.py`` procedure by default)."""
+
+    def __init__(self, root: Path, spec: Mapping[str, Any], *, check_counts: bool = True, keep_norm: bool = True,
+                 detector_weight: bool = True, pooling: str = "media-mean-sum") -> None:
+        super().__init__(root, spec, check_counts=check_counts, keep_norm=keep_norm,
+                         detector_weight=detector_weight, pooling=pooling)
+        pair_path = spec_file(root, spec, "template_pair_label")
+        a, b, self.labels = read_template_pairs(pair_path)
+        _check_count(pair_path, "pairs (lines)", len(self.labels), spec.get("counts", {}).get("pairs"), check_counts)
+        ids = self.layout.template_ids
+        self.template_a, self.template_b = a, b
+        self.row_a = template_lookup(ids, a, pair_path, self.meta.face_tid_mid.name)
+        self.row_b = template_lookup(ids, b, pair_path, self.meta.face_tid_mid.name)
+        self._files.append(str(pair_path))
+        self.subjects = read_template_subjects(root, spec)
+
+    @property
+    def conventions(self) -> dict[str, list[str]]:
+        return {"tar": list(TAR_CONVENTIONS), "pooling": [self.pooling] + [p for p in POOLINGS if p != self.pooling]}
+
+    def evaluate(self, embeddings: np.ndarray, norms: np.ndarray | None = None, *,
+                 conventions: Mapping[str, str] | None = None, ci: float | None = None, n_boot: int = 1000,
+                 seed: int = 0) -> ProtocolResult:
+        no_ci(ci)
+        check_conventions(conventions, self.conventions)
+        tar_conv = pick_convention(conventions, "tar", TAR_CONVENTIONS)
+        pooling = pick_convention(conventions, "pooling", self.conventions["pooling"])
+        feats = self.template_features(embeddings, norms, pooling)
+        scores = pair_scores(feats, self.row_a, self.row_b)
+        fars = tuple(self.spec.get("metrics", {}).get("fars", DEFAULT_FARS))
+        result = ProtocolResult(protocol=self.name, metrics={},
+                                conventions={"tar": tar_conv, "score": "cosine of L2-normalised template features",
+                                             **self.pooling_conventions(pooling)})
+        verification_metrics(result, "", scores.astype(np.float64), self.labels, fars, tar_conv)
+        result.details["counts"].update({"images": len(self.meta.names), "templates": self.layout.n_templates,
+                                         "pairs": len(self.labels)})
+        result.scores = {"scores": scores, "labels": self.labels, "template_a": self.template_a,
+                         "template_b": self.template_b}
+        if self.subjects is not None:
+            subj_ids, subj_of = self.subjects
+            sa, sb = _subjects_of(subj_ids, subj_of, self.template_a), _subjects_of(subj_ids, subj_of, self.template_b)
+            result.scores.update({"subject_a": sa, "subject_b": sb})
+            missing = int(((sa < 0) | (sb < 0)).sum())
+            if missing:
+                result.flags.append(f"{missing:,} pairs involve templates absent from the 1:N CSVs: their subject is "
+                                    "-1 in scores['subject_a'/'subject_b']")
+        else:
+            result.details["subjects"] = ("no 1:N CSVs in meta/: the 1:1 files carry no subject ids, so "
+                                          "subject-level bootstrap is unavailable")
+        return result
+
+
+def read_template_subjects(root: Path, spec: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(sorted template ids, subject id of each) from whichever 1:N CSVs exist in meta/; None if none exist."""
+    from fr_bench.protocols.ijb_1n import read_1n_csv
+
+    files = spec.get("files", {}).get("subject_csvs", [])
+    tids, sids = [], []
+    for rel in files:
+        path = root / rel
+        if path.is_file():
+            t, s = read_1n_csv(path)
+            tids.append(t)
+            sids.append(s)
+    if not tids:
+        return None
+    t = np.concatenate(tids)
+    s = np.concatenate(sids)
+    order = np.argsort(t, kind="stable")
+    t, s = t[order], s[order]
+    first = np.concatenate([[True], t[1:] != t[:-1]])
+    return t[first], s[first]
+
+
+def _subjects_of(template_ids: np.ndarray, subjects: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    idx = np.minimum(np.searchsorted(template_ids, wanted), len(template_ids) - 1)
+    return np.where(template_ids[idx] == wanted, subjects[idx], -1).astype(np.int64)
+
+
+def _load(root: str | os.PathLike | None, spec: Mapping[str, Any], **options: Any) -> IJBVerification:
+    return IJBVerification(require_root(root, spec), spec, **options)
+
+
+def load_ijbc(root: str | os.PathLike | None, spec: Mapping[str, Any], *, check_counts: bool = True,
+              keep_norm: bool = True, detector_weight: bool = True, pooling: str = "media-mean-sum") -> IJBVerification:
+    """IJB-C 1:1 over ``root`` = the ``IJBC`` folder (``meta/``, ``loose_crop/``)."""
+    return _load(root, spec, check_counts=check_counts, keep_norm=keep_norm, detector_weight=detector_weight,
+                 pooling=pooling)
+
+
+def load_ijbb(root: str | os.PathLike | None, spec: Mapping[str, Any], *, check_counts: bool = True,
+              keep_norm: bool = True, detector_weight: bool = True, pooling: str = "media-mean-sum") -> IJBVerification:
+    """IJB-B 1:1 over ``root`` = the ``IJBB`` folder (``meta/``, ``loose_crop/``)."""
+    return _load(root, spec, check_counts=check_counts, keep_norm=keep_norm, detector_weight=detector_weight,
+                 pooling=pooling)

@@ -1,0 +1,234 @@
+"""IJB-B / IJB-C 1:N identification (mixed-media probes searched in two disjoint galleries).
+
+Files, besides the 1:1 meta files (FORMATS.md "IJB-B and IJB-C")::
+
+    meta/ijbc_1N_gallery_G1.csv, meta/ijbc_1N_gallery_G2.csv, meta/ijbc_1N_probe_mixed.csv
+    (IJB-B: ijbb_1N_gallery_S1.csv, ijbb_1N_gallery_S2.csv, ijbb_1N_probe_mixed.csv)
+
+CSV with a header, one row per image; the columns ``TEMPLATE_ID``, ``SUBJECT_ID`` and ``FILENAME`` are required
+(found by header name; other columns vary between releases and are ignored).
+
+How CSV rows become template features -- and the doubt. The CSV ``FILENAME`` values (``img/123.jpg``,
+``frames/...``) name files of the original NIST release, while the insightface layout renames every face to
+``loose_crop/<n>.jpg`` and lists it in ``*_face_tid_mid.txt`` with its template id. There is no published mapping from
+FILENAME to loose_crop name, so -- like insightface's ``IJB_1N`` evaluation -- the CSVs are used only for *which
+templates* are gallery/probe and *which subject* each belongs to; a template's feature is the same per-image pooling
+as 1:1 over the images face_tid_mid lists for that template id. This assumes the template ids are shared between
+the two files (they are in the insightface release) and that face_tid_mid holds every image of those templates; it
+is not checked image by image (impossible without the mapping). A CSV template with no image in face_tid_mid is an
+error naming the CSV line. Each template must have a single SUBJECT_ID.
+
+Conventions (``conventions={"1n": ...}``):
+
+* ``nist`` (default): each gallery searched separately; mated probes are those whose subject is in that gallery,
+  the others are its non-mated probes (their top score sets the FPIR threshold); results per gallery and their mean.
+* ``merged-galleries``: the widespread shortcut (galleries merged into one closed set); reproduces old tables, is not
+  TPIR@FPIR.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fr_bench.protocols.base import ProtocolError, ProtocolResult, file_error
+from fr_bench.protocols.ijb import (
+    POOLINGS,
+    IJBBase,
+    check_conventions,
+    far_name,
+    no_ci,
+    op_to_dict,
+    pick_convention,
+    require_root,
+)
+
+REQUIRED_COLUMNS = ("TEMPLATE_ID", "SUBJECT_ID", "FILENAME")
+IN_CONVENTIONS = ("nist", "merged-galleries")
+DEFAULT_FPIRS = (1e-3, 1e-2, 1e-1)
+DEFAULT_RANKS = (1, 5, 10)
+
+
+def read_1n_csv(path: str | os.PathLike, *, return_lines: bool = False) -> tuple[np.ndarray, ...]:
+    """(template ids, subject id of each) of a 1:N CSV, one entry per distinct template, in order of appearance
+    (plus, with ``return_lines``, the file line where each template first appears).
+
+    Columns are found by header name (``TEMPLATE_ID``, ``SUBJECT_ID``, ``FILENAME`` required); a non-integer id or a
+    template listed with two subjects raises naming the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise file_error(path, None, "file not found")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise file_error(path, None, f"not a readable CSV: {exc}") from exc
+    df.columns = [str(c).strip().upper() for c in df.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise file_error(path, 1, f"missing column(s) {', '.join(missing)}; the header has {list(df.columns)} "
+                         f"(expected at least {', '.join(REQUIRED_COLUMNS)})")
+    cols = {}
+    for name in ("TEMPLATE_ID", "SUBJECT_ID"):
+        values = pd.to_numeric(df[name].str.strip(), errors="coerce")
+        bad = np.flatnonzero(values.isna().to_numpy() | (values.to_numpy() % 1 != 0))
+        if bad.size:
+            i = int(bad[0])
+            raise file_error(path, i + 2, f"{name} should be an integer, found {df[name].iloc[i]!r}")
+        cols[name] = values.to_numpy().astype(np.int64)
+    tids, sids = cols["TEMPLATE_ID"], cols["SUBJECT_ID"]
+    if len(tids) == 0:
+        raise file_error(path, None, "no rows after the header")
+    uniq, first, inv = np.unique(tids, return_index=True, return_inverse=True)
+    conflict = np.flatnonzero(sids != sids[first][inv])
+    if conflict.size:
+        i = int(conflict[0])
+        raise file_error(path, i + 2, f"template {tids[i]} has SUBJECT_ID {sids[i]} here but {sids[first[inv[i]]]} "
+                         f"on line {first[inv[i]] + 2}: a template belongs to one subject")
+    order = np.sort(first)
+    if return_lines:
+        return tids[order], sids[order], order + 2
+    return tids[order], sids[order]
+
+
+class IJBIdentification(IJBBase):
+    """IJB-B/C 1:N mixed-media identification over two galleries."""
+
+    def __init__(self, root: Path, spec: Mapping[str, Any], *, check_counts: bool = True, keep_norm: bool = True,
+                 detector_weight: bool = True, pooling: str = "media-mean-sum") -> None:
+        super().__init__(root, spec, check_counts=check_counts, keep_norm=keep_norm,
+                         detector_weight=detector_weight, pooling=pooling)
+        files = spec.get("files", {})
+        galleries = spec.get("galleries", {})
+        if not galleries or "probes" not in files:
+            raise ProtocolError(f"{spec.get('spec_file')}: needs [galleries] and files.probes")
+        counts = spec.get("counts", {})
+        self.galleries: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> (template rows, subjects)
+        self.gallery_templates: dict[str, np.ndarray] = {}
+        for gname, rel in galleries.items():
+            path = root / rel
+            tids, sids, lines = read_1n_csv(path, return_lines=True)
+            self._check(path, f"{gname} templates", len(tids), counts.get(f"{gname}_templates"), check_counts)
+            self.galleries[gname] = (self._rows(path, tids, lines), sids)
+            self.gallery_templates[gname] = tids
+            self._files.append(str(path))
+        probe_path = root / files["probes"]
+        self.probe_templates, self.probe_subjects, probe_lines = read_1n_csv(probe_path, return_lines=True)
+        self._check(probe_path, "probe templates", len(self.probe_templates), counts.get("probe_templates"),
+                    check_counts)
+        self.probe_rows = self._rows(probe_path, self.probe_templates, probe_lines)
+        self._files.append(str(probe_path))
+        names = list(self.galleries)
+        self.overlap = {f"{a}&{b}": int(np.intersect1d(self.galleries[a][1], self.galleries[b][1]).size)
+                        for i, a in enumerate(names) for b in names[i + 1:]}
+
+    @staticmethod
+    def _check(path: Path, what: str, found: int, expected: int | None, check: bool) -> None:
+        if check and expected is not None and found != expected:
+            raise file_error(path, None, f"expected {expected:,} {what} (the official release), found {found:,}. "
+                             "If this is a deliberate subset, pass check_counts=False")
+
+    def _rows(self, path: Path, tids: np.ndarray, lines: np.ndarray) -> np.ndarray:
+        ids = self.layout.template_ids
+        idx = np.minimum(np.searchsorted(ids, tids), len(ids) - 1)
+        bad = np.flatnonzero(ids[idx] != tids)
+        if bad.size:
+            i = int(bad[0])
+            raise file_error(path, int(lines[i]), f"template {tids[i]} ({bad.size:,} templates in all) has no image "
+                             f"in {self.meta.face_tid_mid}: 1:N template features are pooled through face_tid_mid "
+                             "by template id")
+        return idx.astype(np.int64)
+
+    @property
+    def conventions(self) -> dict[str, list[str]]:
+        return {"1n": list(IN_CONVENTIONS), "pooling": [self.pooling] + [p for p in POOLINGS if p != self.pooling]}
+
+    def evaluate(self, embeddings: np.ndarray, norms: np.ndarray | None = None, *,
+                 conventions: Mapping[str, str] | None = None, ci: float | None = None, n_boot: int = 1000,
+                 seed: int = 0) -> ProtocolResult:
+        from fr_bench.metrics import identification as ident
+
+        no_ci(ci)
+        check_conventions(conventions, self.conventions)
+        conv = pick_convention(conventions, "1n", IN_CONVENTIONS)
+        pooling = pick_convention(conventions, "pooling", self.conventions["pooling"])
+        feats = self.template_features(embeddings, norms, pooling)
+        metrics_spec = self.spec.get("metrics", {})
+        fpirs = tuple(metrics_spec.get("fpirs", DEFAULT_FPIRS))
+        ranks = tuple(metrics_spec.get("ranks", DEFAULT_RANKS))
+        probe = feats[self.probe_rows]
+        galleries = {g: (feats[rows], sids) for g, (rows, sids) in self.galleries.items()}
+        result = ProtocolResult(protocol=self.name, metrics={},
+                                conventions={"1n": conv, "score": "cosine of L2-normalised template features",
+                                             **self.pooling_conventions(pooling)})
+        if conv == "nist":
+            _flatten_nist(result, ident.ijb_1n_nist(probe, self.probe_subjects, galleries, fpirs=fpirs, ranks=ranks))
+        else:
+            _flatten_merged(result, ident.ijb_1n_merged(probe, self.probe_subjects, galleries, fars=fpirs,
+                                                        ranks=ranks))
+        result.details["counts"] = {"images": len(self.meta.names), "templates": self.layout.n_templates,
+                                    "probe_templates": len(self.probe_templates),
+                                    **{f"{g}_templates": len(r) for g, (r, _) in self.galleries.items()}}
+        result.details["gallery_subject_overlap"] = self.overlap
+        if any(self.overlap.values()):
+            result.flags.append(f"galleries share subjects {self.overlap}: IJB galleries should be disjoint")
+        result.scores = {"probe_template": self.probe_templates, "probe_subject": self.probe_subjects}
+        return result
+
+
+def _flatten_nist(result: ProtocolResult, out: Mapping[str, Any]) -> None:
+    """Per gallery ``<G>/rank<k>``, ``<G>/tpir@fpir=<f>`` (+ operating points), and their means without prefix."""
+    for gname, block in out["galleries"].items():
+        for k, rate in block["cmc"].items():
+            result.metrics[f"{gname}/rank{k}"] = float(rate)
+        for f, point in block["tpir"].items():
+            name = f"{gname}/tpir@fpir={far_name(f)}"
+            p = op_to_dict(point)
+            result.metrics[name] = float(p["tpir"])
+            result.operating_points[name] = p
+            if not p["resolvable"]:
+                result.flags.append(f"{name}: not resolvable with {p['n_nonmated']} non-mated searches; NaN")
+        result.details[f"{gname}/searches"] = {"mated": block["n_mated"], "nonmated": block["n_nonmated"]}
+    for k, rate in out["mean"]["cmc"].items():
+        result.metrics[f"rank{k}"] = float(rate)
+    for f, tpir in out["mean"]["tpir"].items():
+        result.metrics[f"tpir@fpir={far_name(f)}"] = float(tpir)
+
+
+def _flatten_merged(result: ProtocolResult, out: Mapping[str, Any]) -> None:
+    """The merged-gallery shortcut: ``rank<k>`` and ``merged_rate@far=<f>`` (its thresholds as operating points)."""
+    for k, rate in out["cmc"].items():
+        result.metrics[f"rank{k}"] = float(rate)
+    for f, rate in out["rate_at_far"].items():
+        name = f"merged_rate@far={far_name(f)}"
+        result.metrics[name] = float(rate)
+        result.operating_points[name] = {"target_far": f, "rate": rate, "threshold": out["threshold"][f],
+                                         "convention": out.get("convention", "merged-galleries")}
+        if rate != rate:
+            result.flags.append(f"{name}: not resolvable on this gallery/probe set; NaN")
+    result.flags.append("1n convention 'merged-galleries' is the insightface shortcut, not NIST TPIR@FPIR")
+
+
+def _load(root: str | os.PathLike | None, spec: Mapping[str, Any], **options: Any) -> IJBIdentification:
+    return IJBIdentification(require_root(root, spec), spec, **options)
+
+
+def load_ijbc_1n(root: str | os.PathLike | None, spec: Mapping[str, Any], *, check_counts: bool = True,
+                 keep_norm: bool = True, detector_weight: bool = True,
+                 pooling: str = "media-mean-sum") -> IJBIdentification:
+    """IJB-C 1:N over ``root`` = the ``IJBC`` folder (galleries G1/G2, mixed probes)."""
+    return _load(root, spec, check_counts=check_counts, keep_norm=keep_norm, detector_weight=detector_weight,
+                 pooling=pooling)
+
+
+def load_ijbb_1n(root: str | os.PathLike | None, spec: Mapping[str, Any], *, check_counts: bool = True,
+                 keep_norm: bool = True, detector_weight: bool = True,
+                 pooling: str = "media-mean-sum") -> IJBIdentification:
+    """IJB-B 1:N over ``root`` = the ``IJBB`` folder (galleries S1/S2, mixed probes)."""
+    return _load(root, spec, check_counts=check_counts, keep_norm=keep_norm, detector_weight=detector_weight,
+                 pooling=pooling)

@@ -1,0 +1,153 @@
+"""K-FACE (Korean face dataset, AI Hub) verification as used by UNPG -- a documented PROPOSAL, not a confirmed layout.
+
+Expected under ``root`` (FORMATS.md "K-FACE")::
+
+    <root>/<ID>/<S001..S006>/<L1..L30>/<E01..E03>/<C1..C20>.jpg   aligned 112x112 crops (made beforehand from each
+                                                                  folder's bounding box / landmark information file)
+    <root>/kface.Q1.txt ... kface.Q4.txt                          pair lists: <path A> <path B> <label 1|0>
+
+(``lists_dir=`` points elsewhere for the lists.) Paths in the lists are relative to ``root``. The tier definitions
+(which S/L/E/C make Q1..Q4) are not confirmed: the lists are read, never generated.
+
+Per list: cosine scores of flip-summed embeddings; TAR@FAR (1e-4, 1e-3, 1e-2, 1e-1; convention ``nearest`` by default
+as in the UNPG tables, ``strict``/``interpolated`` selectable). With 500 impostor pairs a list cannot resolve FAR below
+2e-3 (needs floor(far * n_impostor) >= 1): those are NaN and flagged. Accuracy: ``best-threshold`` by default (UNPG's
+``best_th``: the best threshold on the whole list, scored on the same list -- an optimistic "oracle" figure, flagged);
+``kfold-exact`` / ``kfold-grid`` are selectable (meaningful only if the list interleaves genuine and impostor pairs
+across its 10 contiguous folds).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fr_bench.protocols.base import ImageSource, Protocol, ProtocolResult, file_error
+from fr_bench.protocols.ijb import (
+    TAR_CONVENTIONS,
+    ArrayImageSource,
+    check_conventions,
+    no_ci,
+    op_to_dict,
+    pick_convention,
+    read_columns,
+    require_root,
+    verification_metrics,
+)
+
+LISTS = ("Q1", "Q2", "Q3", "Q4")
+ACCURACY_CONVENTIONS = ("best-threshold", "kfold-exact", "kfold-grid")
+PATH_PATTERN = re.compile(r"^[^/\s]+/S\d+/L\d+/E\d+/C\d+\.[A-Za-z]+$")
+
+
+def read_kface_list(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(paths A, paths B, labels int8) of a K-FACE pair list; paths must follow ``<ID>/S../L../E../C...<ext>``."""
+    a, b, y = read_columns(path, (str, str, int))
+    bad = np.flatnonzero((y != 0) & (y != 1))
+    if bad.size:
+        raise file_error(path, int(bad[0]) + 1, f"label must be 1 (genuine) or 0 (impostor), found {y[bad[0]]}")
+    for col, paths in ((1, a), (2, b)):
+        for i, p in enumerate(paths.tolist()):
+            if not PATH_PATTERN.match(p):
+                raise file_error(path, i + 1, f"field {col} {p!r} is not a K-FACE path <ID>/S###/L#/E##/C#.jpg")
+    return a.astype(str), b.astype(str), y.astype(np.int8)
+
+
+class KFace(Protocol):
+    """K-FACE verification over the selected pair lists (one image list shared by all of them)."""
+
+    flip_test = True
+
+    def __init__(self, root: Path, spec: Mapping[str, Any], *, lists: Sequence[str], lists_dir: Path,
+                 check_counts: bool) -> None:
+        super().__init__(spec)
+        self.name = spec.get("name", "kface")
+        lists = tuple(lists)
+        unknown = [q for q in lists if q not in LISTS]
+        if unknown or not lists:
+            raise ValueError(f"lists must be a non-empty subset of {LISTS}, got {lists}")
+        counts = spec.get("counts", {})
+        self.lists = lists
+        self.pairs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        pattern = spec.get("files", {}).get("pair_list", "kface.{list}.txt")
+        self._files: list[str] = []
+        all_paths = []
+        for q in lists:
+            path = lists_dir / pattern.format(list=q)
+            a, b, y = read_kface_list(path)
+            if check_counts and counts.get(q) is not None and len(y) != counts[q]:
+                raise file_error(path, None, f"expected {counts[q]:,} pairs (the released list), found {len(y):,}; "
+                                 "pass check_counts=False for other lists")
+            self.pairs[q] = (a, b, y)
+            all_paths += [a, b]
+            self._files.append(str(path))
+        uniq, first = np.unique(np.concatenate(all_paths), return_index=True)
+        order = np.argsort(first, kind="stable")  # images in order of first appearance
+        self.paths = uniq[order]
+        rank = np.empty(len(uniq), dtype=np.int64)
+        rank[order] = np.arange(len(uniq))
+        self.rows = {q: (rank[np.searchsorted(uniq, a)], rank[np.searchsorted(uniq, b)]) for q, (a, b, _) in
+                     self.pairs.items()}
+        self._images = ArrayImageSource(root, self.paths, None, unaligned_hint="K-FACE crops must be aligned "
+                                        "beforehand from each folder's information file")
+        self._files.append(str(root))
+
+    @property
+    def images(self) -> ImageSource:
+        return self._images
+
+    @property
+    def data_files(self) -> Sequence[str]:
+        return list(self._files)
+
+    @property
+    def conventions(self) -> dict[str, list[str]]:
+        return {"tar": list(TAR_CONVENTIONS), "accuracy": list(ACCURACY_CONVENTIONS)}
+
+    def evaluate(self, embeddings: np.ndarray, norms: np.ndarray | None = None, *,
+                 conventions: Mapping[str, str] | None = None, ci: float | None = None, n_boot: int = 1000,
+                 seed: int = 0) -> ProtocolResult:
+        from fr_bench.metrics.verification import pair_accuracy
+
+        no_ci(ci)
+        check_conventions(conventions, self.conventions)
+        tar_conv = pick_convention(conventions, "tar", TAR_CONVENTIONS)
+        acc_conv = pick_convention(conventions, "accuracy", ACCURACY_CONVENTIONS)
+        emb = self.check_embeddings(embeddings).astype(np.float64)
+        unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+        fars = tuple(self.spec.get("metrics", {}).get("fars", (1e-4, 1e-3, 1e-2, 1e-1)))
+        result = ProtocolResult(protocol=self.name, metrics={},
+                                conventions={"tar": tar_conv, "accuracy": acc_conv,
+                                             "score": "cosine of flip-summed embeddings"})
+        all_scores, list_of_pair = [], []
+        for q in self.lists:
+            ra, rb = self.rows[q]
+            labels = self.pairs[q][2]
+            scores = np.sum(unit[ra] * unit[rb], axis=1)
+            verification_metrics(result, f"{q}/", scores, labels, fars, tar_conv)
+            acc = pair_accuracy(scores, labels, convention=acc_conv)
+            result.metrics[f"{q}/accuracy"] = acc.mean
+            result.details[f"{q}/accuracy"] = op_to_dict(acc)
+            all_scores.append(scores)
+            list_of_pair.append(np.full(len(scores), q))
+        if acc_conv == "best-threshold":
+            result.flags.append("accuracy uses the best threshold on the whole list (UNPG best_th): optimistic")
+        result.scores = {"scores": np.concatenate(all_scores).astype(np.float32),
+                         "labels": np.concatenate([self.pairs[q][2] for q in self.lists]),
+                         "list": np.concatenate(list_of_pair)}
+        result.details["counts"] = {"images": len(self.paths), **{q: len(self.pairs[q][2]) for q in self.lists}}
+        result.flags.append("K-FACE layout and lists are a documented proposal (FORMATS.md), not a confirmed release")
+        return result
+
+
+def load_kface(root: str | os.PathLike | None, spec: Mapping[str, Any], *, lists: Sequence[str] = LISTS,
+               lists_dir: str | os.PathLike | None = None, check_counts: bool = True) -> KFace:
+    """K-FACE over ``root`` (aligned crop tree); pair lists ``kface.<Q>.txt`` in ``lists_dir`` (default ``root``)."""
+    root_p = require_root(root, spec)
+    return KFace(root_p, spec, lists=lists, lists_dir=Path(lists_dir) if lists_dir is not None else root_p,
+                 check_counts=check_counts)
