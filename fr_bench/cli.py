@@ -146,12 +146,14 @@ def evaluate(out, name, convention, ci, n_boot, seed, as_json, model, protocol, 
       frbench evaluate -m ckpt.pth --arch iresnet50 -p lfw -r /data/faces_emore/lfw.bin --ci
       frbench evaluate -m model.onnx -p ijbc -r /data/IJB_release/IJBC -c tar=strict
     """
-    from fr_bench.runner import evaluate_model
+    from fr_bench.runner import evaluate_model, is_main_process
 
     ev = evaluate_model(
         model, protocol, root, out=out, name=name, conventions=_parse_pairs(convention, "--convention") or None,
         ci=ci, n_boot=n_boot, seed=seed, **_prepare_kwargs(kw),
     )
+    if not is_main_process():
+        return
     if as_json:
         click.echo(json.dumps(ev.record.to_dict(), indent=2))
         return
@@ -250,8 +252,8 @@ def compare(result_a, result_b, n_boot, seed, level) -> None:
     from fr_bench.comparison import compare_results
     from fr_bench.report.tables import format_comparison
 
-    rows = compare_results(result_a, result_b, n_boot=n_boot, seed=seed, level=level)
-    click.echo(format_comparison(rows))
+    rows, name_a, name_b = compare_results(result_a, result_b, n_boot=n_boot, seed=seed, level=level)
+    click.echo(format_comparison(rows, model_a=name_a, model_b=name_b))
 
 
 # ------------------------------------------------------------------------------------------------ leaderboard

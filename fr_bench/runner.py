@@ -40,6 +40,33 @@ class Evaluation:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def default_device() -> str:
+    """``cuda:<LOCAL_RANK>`` under torchrun (initialising torch.distributed once), ``cuda`` if present, else ``cpu``.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is initialised here (NCCL on GPUs, gloo on CPU), so
+    the extractor shards the images across ranks and gathers the embeddings.
+    """
+    import os
+
+    import torch
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and torch.distributed.is_available() and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if world > 1 else "cuda"
+    return "cpu"
+
+
+def is_main_process() -> bool:
+    """False on every torchrun rank but 0 (those compute their shard and stay silent)."""
+    import torch
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return True
+
+
 def prepare(
     model: str,
     protocol: str,
@@ -64,7 +91,8 @@ def prepare(
     extraction.
     """
     proto = load_protocol(protocol, root, **dict(protocol_options or {}))
-    embedder = load_model(model, arch=arch, device=device or "cpu", **dict(model_options or {}))
+    device = device or default_device()
+    embedder = load_model(model, arch=arch, device=device, **dict(model_options or {}))
     flip_used = proto.flip_test if flip is None else bool(flip)
     emb = _extract.extract(
         proto.images,
@@ -113,7 +141,7 @@ def evaluate_model(
     result.provenance = data
 
     scores_file = None
-    if result.scores:
+    if result.scores and is_main_process():
         key = {
             "model": embedder.fingerprint,
             "protocol": protocol,
@@ -157,7 +185,7 @@ def evaluate_model(
         timings={"extract": t_extract - t0, "evaluate": t_eval - t_extract, "total": time.perf_counter() - t0},
         scores_file=scores_file,
     )
-    path = results.write_result(out, record) if out is not None else None
+    path = results.write_result(out, record) if out is not None and is_main_process() else None
     return Evaluation(protocol=proto, embeddings=emb, result=result, record=record, path=path)
 
 

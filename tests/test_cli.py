@@ -120,3 +120,29 @@ def test_unknown_protocol_names_the_known_ones():
 def test_probe_embeddings_are_reproducible(demo_run):
     out, cache, record, _ = demo_run
     assert np.isfinite(record["result"]["metrics"]["xnorm"])
+
+
+def test_torchrun_two_ranks_match_single_process(demo_run, tmp_path):
+    """``torchrun --nproc_per_node 2 -m fr_bench evaluate``: ranks share the images, rank 0 writes the same numbers."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        torchrun = shutil.which("torchrun")
+    if not torchrun:
+        pytest.skip("torchrun is not on PATH")
+    _out, _cache, single, _ = demo_run
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "-m", "fr_bench", "evaluate", "-m", "sface", "-p", "demo",
+         "--out", str(tmp_path), "--no-cache", "-q", "--json"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads(proc.stdout[proc.stdout.index("{"):])
+    for key, value in single["result"]["metrics"].items():
+        assert record["result"]["metrics"][key] == pytest.approx(value, abs=1e-6), key
+    assert (tmp_path / "sface" / "demo.json").is_file()
