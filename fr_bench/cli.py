@@ -203,13 +203,30 @@ def protocols(root) -> None:
     for name in list_protocols():
         spec = load_spec(name)
         line = f"{name:<10} {spec.get('display_name', name)}"
-        if root is not None and name != "demo":
-            try:
-                proto = load_protocol(name, root)
-                line += f"  -- found, {len(proto.images)} images"
-            except Exception as exc:  # report, do not stop: the point is a survey
-                line += f"  -- not usable here: {str(exc).splitlines()[0][:120]}"
+        if root is not None and name not in ("demo", "folder"):
+            found, reasons = None, []
+            for cand in _candidate_roots(Path(root), name):
+                try:
+                    proto = load_protocol(name, cand)
+                except Exception as exc:  # a survey reports, it does not stop
+                    reasons.append(str(exc).splitlines()[0][:140])
+                    continue
+                found = f"  -- found in {cand}: {len(proto.images)} images"
+                break
+            line += found or f"  -- not found: {reasons[0] if reasons else 'no candidate folder'}"
         click.echo(line)
+
+
+def _candidate_roots(root: Path, protocol: str) -> list[Path]:
+    """ROOT itself, then its sub-folders (and .bin packs) whose names start like the protocol (IJBC/, lfw.bin)."""
+    stem = protocol.split("_")[0].lower()
+    out = [root]
+    if root.is_dir():
+        for child in sorted(root.iterdir()):
+            norm = "".join(ch for ch in child.name.lower() if ch.isalnum())
+            if norm.startswith(stem.replace("_", "")):
+                out.append(child)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ conventions

@@ -146,3 +146,20 @@ def test_torchrun_two_ranks_match_single_process(demo_run, tmp_path):
     for key, value in single["result"]["metrics"].items():
         assert record["result"]["metrics"][key] == pytest.approx(value, abs=1e-6), key
     assert (tmp_path / "sface" / "demo.json").is_file()
+
+
+def test_protocols_survey_finds_a_pack_in_a_subfolder(tmp_path):
+    from writers import tiny_face, write_bin
+
+    faces = [tiny_face(i) for i in range(4)]
+    (tmp_path / "faces_emore").mkdir()
+    write_bin(tmp_path / "faces_emore" / "lfw.bin", [faces[i % 4] for i in range(12000)],
+              np.tile(np.repeat([True, False], 300), 10))
+    write_bin(tmp_path / "agedb_30.bin", [faces[i % 4] for i in range(10)], [True] * 5)  # wrong count
+    res = CliRunner().invoke(main, ["protocols", "--root", str(tmp_path / "faces_emore")])
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.output.splitlines() if x.startswith("lfw "))
+    assert "found in" in line and "12000 images" in line
+    res = CliRunner().invoke(main, ["protocols", "--root", str(tmp_path)])
+    line = next(x for x in res.output.splitlines() if x.startswith("agedb_30 "))
+    assert "not found" in line and "6000" in line  # the count error says what was expected
