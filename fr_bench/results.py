@@ -8,7 +8,8 @@ Writes are atomic (temporary file in the same folder, fsync, ``os.replace``): a 
 half-written result, and a failure while serialising leaves the previous file untouched. NaN and inf are stored as
 JSON ``null`` (strict JSON, readable by any tool) and read back as NaN in metrics, operating points and intervals.
 
-Also here, because it shapes what is stored: :func:`downsample_roc`, which reduces a full ROC (millions of points
+Re-exported here, because it shapes what is stored: :func:`downsample_roc` (defined in
+:mod:`fr_bench.metrics.verification`, where the protocols use it), which reduces a full ROC (millions of points
 for IJB-C) to at most ``max_points`` for ``details["roc"]``. The raw per-pair scores are not stored here (the
 extractor keeps them in HDF5); a result may point at them with ``scores_file``.
 
@@ -29,9 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from fr_bench import __version__
+from fr_bench.metrics.verification import downsample_roc  # re-exported: it shapes details["roc"]
 from fr_bench.protocols.base import ProtocolResult, _jsonable
 from fr_bench.provenance import atomic_write_bytes
 
@@ -309,58 +309,3 @@ def load_results(results_dir: str | os.PathLike[str]) -> list[StoredResult]:
             warnings.warn(f"skipped {path}: cannot read: {exc.strerror or exc}", ResultsWarning, stacklevel=2)
     records.sort(key=lambda r: (r.model_name, r.protocol_name))
     return records
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# ROC downsampling
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def downsample_roc(
-    far: Any,
-    tar: Any,
-    thresholds: Any = None,
-    max_points: int = 1000,
-) -> dict[str, np.ndarray]:
-    """At most ``max_points`` points of an ROC, spread evenly in log-FAR, for ``details["roc"]``.
-
-    ``far`` must be non-decreasing (as from ``sklearn.metrics.roc_curve`` or :func:`fr_bench.metrics.roc`), ``tar``
-    and ``thresholds`` of the same length. Kept: the first and the last point, the last point at FAR = 0 (the best
-    TAR with no false accept; FAR 0 cannot be drawn on a log axis), and for each of ``max_points - 3`` targets
-    spaced evenly in log10(FAR) between the smallest positive FAR and the largest, the *last* point whose FAR does
-    not exceed the target -- the upper corner of the ROC staircase, i.e. the strict TAR at that FAR. Duplicates are
-    merged, so fewer points may come back; a curve that already has ``<= max_points`` points is returned whole.
-    Returns ``{"far", "tar"}`` (+ ``"thresholds"`` when given) as float64 arrays.
-    """
-    far = np.asarray(far, dtype=np.float64).ravel()
-    tar = np.asarray(tar, dtype=np.float64).ravel()
-    thr = None if thresholds is None else np.asarray(thresholds, dtype=np.float64).ravel()
-    if far.shape != tar.shape or (thr is not None and thr.shape != far.shape):
-        raise ValueError(
-            f"downsample_roc: far, tar (and thresholds) must have one length, got {far.size}, {tar.size}"
-            + ("" if thr is None else f", {thr.size}")
-        )
-    if far.size == 0:
-        raise ValueError("downsample_roc: empty ROC")
-    if max_points < 4:
-        raise ValueError(f"downsample_roc: max_points must be >= 4, got {max_points}")
-    if np.isnan(far).any() or np.any(np.diff(far) < 0):
-        raise ValueError("downsample_roc: far must be non-decreasing and free of NaN (sort the ROC by FAR first)")
-    n = far.size
-    if n <= max_points:
-        keep = np.arange(n)
-    else:
-        picks = [np.array([0, n - 1])]
-        zero = np.searchsorted(far, 0.0, side="right") - 1  # last point with FAR <= 0
-        if zero >= 0:
-            picks.append(np.array([zero]))
-        positive = far[far > 0]
-        if positive.size:
-            targets = np.geomspace(positive[0], far[-1], max_points - 3) if far[-1] > positive[0] else positive[:1]
-            picks.append(np.searchsorted(far, targets, side="right") - 1)
-        keep = np.unique(np.concatenate(picks))
-        keep = keep[keep >= 0]
-    out = {"far": far[keep], "tar": tar[keep]}
-    if thr is not None:
-        out["thresholds"] = thr[keep]
-    return out

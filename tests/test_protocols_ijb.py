@@ -293,8 +293,8 @@ def test_evaluate_conventions_and_errors(ijbc):
         p.evaluate(emb, conventions={"tar": "best"})
     with pytest.raises(ValueError, match="unknown convention group"):
         p.evaluate(emb, conventions={"accuracy": "x"})
-    with pytest.raises(NotImplementedError, match="ci=None"):
-        p.evaluate(emb, ci=0.95)
+    with pytest.raises(ValueError, match="level must lie in"):
+        p.evaluate(emb, ci=1.5, n_boot=5)
     with pytest.raises(ValueError, match="one row per image"):
         p.evaluate(emb[:-1])
     with warnings.catch_warnings():

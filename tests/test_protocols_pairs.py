@@ -129,7 +129,8 @@ def test_xnorm_norms_and_details(lfw_bin):
         "flip": "sum of image and mirror embeddings",
     }
     roc = r.details["roc"]
-    assert len(roc["fpr"]) <= 1002 and roc["fpr"][0] == 0 and roc["fpr"][-1] == 1 and roc["tpr"][-1] == 1
+    assert len(roc["far"]) <= 1000 and roc["far"][0] == 0 and roc["far"][-1] == 1 and roc["tar"][-1] == 1
+    assert len(roc["threshold"]) == len(roc["far"]) and roc["threshold"][0] == np.inf
     assert r.details["counts"]["n_pairs_total"] == 6000 and r.details["counts"]["genuine"] == 3000
     assert "dprime" in r.details["distribution"]
     json.dumps(r.to_dict())  # JSON-ready
@@ -145,8 +146,8 @@ def test_evaluate_rejects_bad_input(lfw_bin):
         p.evaluate(emb, conventions={"accuracy": "magic"})
     with pytest.raises(ValueError, match="unknown convention group"):
         p.evaluate(emb, conventions={"pooling": "x"})
-    with pytest.raises(NotImplementedError, match="ci=0.95"):
-        p.evaluate(emb, ci=0.95)
+    with pytest.raises(ValueError, match="accuracy_unit"):
+        p.evaluate(emb, conventions={"accuracy": "best-threshold"}, ci=0.95, n_boot=5, accuracy_unit="fold")
     zero = emb.copy()
     zero[5] = 0
     with pytest.raises(ValueError, match="zeros"):

@@ -719,3 +719,146 @@ def verification_report(scores: Any, labels: Any, fars: Sequence[float] = DEFAUL
     return VerificationReport(n_gen, n_imp, _area_under_curve(lf, lt), _eer_from_counts(lf, lt),
                               {f: p.tar for f, p in points.items()}, points, accuracy,
                               _canonical_tar_convention(tar_convention), acc_name)
+
+
+@dataclass(frozen=True)
+class RocReport(_ToDict):
+    """The full ROC and the numbers read from it, from ONE sort of the scores (see ``roc_report``).
+
+    ``far``, ``tar``, ``thresholds``: exactly ``roc(scores, labels)`` (leading ``(0, 0)`` point at ``+inf``).
+    ``auc``, ``eer``: as in ``VerificationReport``. ``operating_points``: ``{target far: OperatingPoint}`` under
+    ``tar_convention`` (unresolvable targets: ``resolvable=False``, NaN values).
+    """
+
+    n_genuine: int
+    n_impostor: int
+    far: np.ndarray
+    tar: np.ndarray
+    thresholds: np.ndarray
+    auc: float
+    eer: float
+    operating_points: dict[float, OperatingPoint]
+    tar_convention: str
+
+
+def roc_report(scores: Any, labels: Any, fars: Sequence[float] = DEFAULT_FARS, tar_convention: str = "strict",
+               warn: bool = True) -> RocReport:
+    """ROC, AUC, EER and TAR@FAR (``tar_convention``) from one sort of the scores: what a verification protocol
+    reports and plots, without sorting 15.66M IJB-C scores twice (``verification_report`` + ``roc``).
+
+    Same definitions as ``roc``, ``eer``, ``operating_points`` and ``VerificationReport.auc``. ``warn=False``
+    leaves unresolvable targets to the caller (they still come back NaN with ``resolvable=False``).
+    """
+    fps, tps, thr = _roc_counts(scores, labels)
+    n_imp, n_gen = int(fps[-1]), int(tps[-1])
+    points = _read_operating_points(fps, tps, thr, n_imp, n_gen, fars, tar_convention)
+    if warn:
+        _warn_unresolvable(points)
+    lf, lt, lthr = _with_leading_point(fps, tps, thr)
+    return RocReport(n_gen, n_imp, lf / n_imp, lt / n_gen, lthr, _area_under_curve(lf, lt), _eer_from_counts(lf, lt),
+                     points, _canonical_tar_convention(tar_convention))
+
+
+# ------------------------------------------------------------------------------------------ per-pair decisions
+
+
+def kfold_correct(scores: Any, labels: Any, accuracy: KFoldResult) -> tuple[np.ndarray, np.ndarray]:
+    """``(correct, fold)`` per pair: whether the pair is classified right by the threshold ``accuracy`` applied to
+    its fold (the held-out decision behind each fold accuracy), and that fold's index.
+
+    ``scores``/``labels``: those ``accuracy`` was computed from, in the same order (folds: contiguous blocks,
+    ``numpy.array_split`` sizes; one fold for "best-threshold"); for "kfold-angular" pass
+    ``angular_heldout_scores`` (each pair's angular score under its own fold's training mean). The rule is the
+    convention's: "kfold-exact"/"best-threshold" same iff ``score > t``; "kfold-grid" same iff
+    ``2 - 2*score < grid[j]``; "kfold-angular" same iff ``-score < grid[j]`` (``grid[j]`` the fold's grid point);
+    "kfold-youden" genuine right iff ``score > t``, impostor right iff ``score < t``. So, per fold,
+    ``correct[fold == f].mean() == accuracy.fold_accuracies[f]`` exactly (same integer counts).
+    """
+    s, y = check_scores_labels(scores, labels)
+    name = accuracy.convention
+    k = 1 if name == "best-threshold" else int(accuracy.n_folds)
+    if name == "best-threshold":
+        bounds = np.array([0, s.size])
+    else:
+        bounds = _fold_bounds(s.size, k)
+    fold = np.repeat(np.arange(k, dtype=np.int32), np.diff(bounds))
+    thr = np.asarray(accuracy.fold_thresholds, dtype=np.float64)
+    if thr.size != k:
+        raise ValueError(f"accuracy has {thr.size} fold thresholds for {k} folds")
+    t = thr[fold]
+    if name in ("kfold-exact", "best-threshold"):
+        same = s > t
+    elif name == "kfold-youden":
+        return np.where(y, s > t, s < t), fold
+    elif name in ("kfold-grid", "kfold-angular"):
+        dist = 2.0 - 2.0 * s if name == "kfold-grid" else -s
+        grid_t = 2.0 - 2.0 * thr if name == "kfold-grid" else -thr
+        j = np.abs(_GRID[None, :] - grid_t[:, None]).argmin(axis=1)  # the grid point each fold used
+        same = dist < _GRID[j][fold]
+    else:
+        raise ValueError(f"unknown accuracy convention {name!r}")
+    return same == y, fold
+
+
+def angular_heldout_scores(emb_a: Any, emb_b: Any, n_folds: int = 10) -> np.ndarray:
+    """Each pair's MagFace angular score ``-arccos(cos)/pi`` as ``angular_kfold_accuracy`` scores it when its fold
+    is held out (embeddings minus the mean of the OTHER folds' embeddings); feed to ``kfold_correct``."""
+    a = to_numpy(emb_a, "emb_a").astype(np.float64)
+    b = to_numpy(emb_b, "emb_b").astype(np.float64)
+    _check_embedding_pairs(a, b)
+    bounds = _fold_bounds(a.shape[0], n_folds)
+    out = np.empty(a.shape[0])
+    for f in range(bounds.size - 1):
+        test = np.zeros(a.shape[0], dtype=bool)
+        test[bounds[f]:bounds[f + 1]] = True
+        mean = np.concatenate([a[~test], b[~test]]).mean(axis=0)
+        out[test] = -_angular_distance(a - mean, b - mean)[test]  # as angular_kfold_accuracy computes it
+    return out
+
+
+# ------------------------------------------------------------------------------------------- ROC for storage
+
+
+def downsample_roc(far: Any, tar: Any, thresholds: Any = None, max_points: int = 1000) -> dict[str, np.ndarray]:
+    """At most ``max_points`` points of an ROC, spread evenly in log-FAR, for ``details["roc"]``.
+
+    ``far`` must be non-decreasing (as from ``sklearn.metrics.roc_curve`` or :func:`roc`), ``tar`` and
+    ``thresholds`` of the same length. Kept: the first and the last point, the last point at FAR = 0 (the best
+    TAR with no false accept; FAR 0 cannot be drawn on a log axis), and for each of ``max_points - 3`` targets
+    spaced evenly in log10(FAR) between the smallest positive FAR and the largest, the *last* point whose FAR does
+    not exceed the target -- the upper corner of the ROC staircase, i.e. the strict TAR at that FAR. Duplicates are
+    merged, so fewer points may come back; a curve that already has ``<= max_points`` points is returned whole.
+    Returns ``{"far", "tar"}`` (+ ``"thresholds"`` when given) as float64 arrays.
+    """
+    far = np.asarray(far, dtype=np.float64).ravel()
+    tar = np.asarray(tar, dtype=np.float64).ravel()
+    thr = None if thresholds is None else np.asarray(thresholds, dtype=np.float64).ravel()
+    if far.shape != tar.shape or (thr is not None and thr.shape != far.shape):
+        raise ValueError(
+            f"downsample_roc: far, tar (and thresholds) must have one length, got {far.size}, {tar.size}"
+            + ("" if thr is None else f", {thr.size}")
+        )
+    if far.size == 0:
+        raise ValueError("downsample_roc: empty ROC")
+    if max_points < 4:
+        raise ValueError(f"downsample_roc: max_points must be >= 4, got {max_points}")
+    if np.isnan(far).any() or np.any(np.diff(far) < 0):
+        raise ValueError("downsample_roc: far must be non-decreasing and free of NaN (sort the ROC by FAR first)")
+    n = far.size
+    if n <= max_points:
+        keep = np.arange(n)
+    else:
+        picks = [np.array([0, n - 1])]
+        zero = np.searchsorted(far, 0.0, side="right") - 1  # last point with FAR <= 0
+        if zero >= 0:
+            picks.append(np.array([zero]))
+        positive = far[far > 0]
+        if positive.size:
+            targets = np.geomspace(positive[0], far[-1], max_points - 3) if far[-1] > positive[0] else positive[:1]
+            picks.append(np.searchsorted(far, targets, side="right") - 1)
+        keep = np.unique(np.concatenate(picks))
+        keep = keep[keep >= 0]
+    out = {"far": far[keep], "tar": tar[keep]}
+    if thr is not None:
+        out["thresholds"] = thr[keep]
+    return out

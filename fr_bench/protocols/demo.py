@@ -6,7 +6,12 @@ Data: ``fr_bench/protocols/demo_data/`` (see its README.md): aligned 112x112 cro
 
 ``evaluate`` reports the pair metrics of :class:`~fr_bench.protocols.pairs.PairProtocol` over 10 contiguous folds
 of the file order (``numpy.array_split`` sizes 149 x 5, 148 x 5), plus closed-set ``rank1`` identification of the
-probes against the gallery (cosine of L2-normalised embeddings, :func:`fr_bench.metrics.cmc`).
+probes against the gallery (cosine of L2-normalised embeddings, :func:`fr_bench.metrics.mate_ranks`).
+
+Intervals (``ci``): TAR@FAR and EER resample the 5 people (``"subject"``: the folder names), accuracy resamples pairs
+(see :mod:`fr_bench.protocols.pairs`), ``rank1`` resamples the probes' people (``"subject"``). With 5 people these
+intervals are very coarse: the demo is a smoke test, not a benchmark. ``result.scores`` adds, per probe,
+``rank1_correct`` (bool) and ``rank1_unit`` (int32 code of the probe's person).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from fr_bench.protocols.base import ProtocolError, ProtocolResult, file_error
 from fr_bench.protocols.folder import read_pair_list
 from fr_bench.protocols.images import FileImageSource
 from fr_bench.protocols.pairs import PairProtocol, contiguous_folds
+from fr_bench.protocols.scoring import Units, interval_dict
 
 #: The shipped demo data.
 DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
@@ -58,10 +64,9 @@ class DemoProtocol(PairProtocol):
     """Pair verification + closed-set rank-1 identification on the demo faces."""
 
     def __init__(self, *args: Any, gallery: np.ndarray, probes: np.ndarray, identities: list[str], **kwargs: Any):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, identities=identities, **kwargs)
         self.gallery = np.asarray(gallery, dtype=np.int64)
         self.probes = np.asarray(probes, dtype=np.int64)
-        self.identities = np.asarray(identities)
 
     def evaluate(
         self,
@@ -72,18 +77,25 @@ class DemoProtocol(PairProtocol):
         ci: float | None = None,
         n_boot: int = 1000,
         seed: int = 0,
+        accuracy_unit: str = "pair",
     ) -> ProtocolResult:
-        from fr_bench.metrics import cmc
+        from fr_bench.metrics import mate_ranks
+        from fr_bench.metrics.uncertainty import bootstrap_rate, per_unit_counts
 
-        result = super().evaluate(embeddings, norms, conventions=conventions, ci=ci, n_boot=n_boot, seed=seed)
+        result = super().evaluate(embeddings, norms, conventions=conventions, ci=ci, n_boot=n_boot, seed=seed,
+                                  accuracy_unit=accuracy_unit)
         unit, _ = self.unit_embeddings(embeddings, norms)
-        ranks = cmc(
-            unit[self.probes], self.identities[self.probes], unit[self.gallery], self.identities[self.gallery],
-            ranks=(1,),
-        )
-        result.metrics["rank1"] = float(ranks[1])
+        probe_ids, gallery_ids = self.identities[self.probes], self.identities[self.gallery]
+        hit = mate_ranks(unit[self.probes], probe_ids, unit[self.gallery], gallery_ids) == 1
+        result.metrics["rank1"] = int(hit.sum()) / hit.size
         result.conventions["identification"] = "closed-set rank-1, cosine, one gallery image per identity"
         result.details["identification"] = {"gallery": int(self.gallery.size), "probes": int(self.probes.size)}
+        probe_unit = Units.from_values(probe_ids, probe_ids, "subject").a
+        result.scores.update({"rank1_correct": hit, "rank1_unit": probe_unit})
+        if ci is not None:
+            _, successes, trials = per_unit_counts(hit, probe_unit)
+            result.intervals["rank1"] = interval_dict(bootstrap_rate(successes, trials, n_boot=n_boot, level=ci,
+                                                                     seed=seed, unit="subject"))
         return result
 
 

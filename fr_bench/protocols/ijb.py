@@ -20,7 +20,6 @@ Reported numbers come from :mod:`fr_bench.metrics` only.
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -81,32 +80,32 @@ def _first_bad_line(path: Path, kinds: Sequence[type], sep: str | None = " ", sk
 def read_columns(path: str | os.PathLike, kinds: Sequence[type]) -> list[np.ndarray]:
     """Read a headerless space-separated table whose columns have the given kinds (``str``, ``int``, ``float``).
 
-    Uses pandas' C parser (seconds for 15M lines); on any parsing problem, finds the first bad line and raises a
-    :class:`ProtocolError` naming ``path:line``.
+    pandas' C parser reads the file by path (IJB-C's 15.66M-line pair file in about half a second); blank lines are
+    kept as rows (``skip_blank_lines=False``) so they fail the typed parse instead of being dropped, which makes
+    "one row per line" hold without counting lines. On any parsing problem the file is rescanned line by line to
+    raise a :class:`ProtocolError` naming ``path:line`` (the slow scan runs on the error path only).
     """
     path = Path(path)
     if not path.is_file():
         raise file_error(path, None, "file not found")
-    dtypes = {i: (object if k is str else np.int64 if k is int else np.float64) for i, k in enumerate(kinds)}
-    raw = path.read_bytes()
-    n_lines = raw.count(b"\n") + (1 if raw and not raw.endswith(b"\n") else 0)
-    if n_lines == 0:
+    if path.stat().st_size == 0:
         raise file_error(path, None, "file is empty")
+    dtypes = {i: (object if k is str else np.int64 if k is int else np.float64) for i, k in enumerate(kinds)}
     try:
-        df = pd.read_csv(io.BytesIO(raw), sep=" ", header=None, engine="c", dtype=dtypes, na_filter=False,
-                         quoting=3)
-    except (ValueError, pd.errors.ParserError, OverflowError) as exc:
+        df = pd.read_csv(path, sep=" ", header=None, engine="c", dtype=dtypes, na_filter=False, quoting=3,
+                         skip_blank_lines=False)
+    except (ValueError, pd.errors.ParserError, OverflowError) as exc:  # EmptyDataError, UnicodeError are ValueErrors
         _first_bad_line(path, kinds)
         raise file_error(path, None, f"could not parse: {exc}") from exc
-    if df.shape[1] != len(kinds) or len(df) != n_lines:  # wrong width everywhere, or blank lines skipped
+    if df.shape[1] != len(kinds):  # e.g. one column too many on every line, or only str columns
         _first_bad_line(path, kinds)
-        raise file_error(path, None, f"expected {len(kinds)} columns on each of {n_lines} lines, found "
-                         f"{df.shape[1]} columns on {len(df)} lines")
+        raise file_error(path, None, f"expected {len(kinds)} columns, found {df.shape[1]}")
     cols = [df[c].to_numpy() for c in df.columns]
     for i, k in enumerate(kinds):
         if k is str:
             empty = np.flatnonzero(cols[i] == "")
-            if empty.size:
+            if empty.size:  # a blank or short line in a table of strings: report it as such
+                _first_bad_line(path, kinds)
                 raise file_error(path, int(empty[0]) + 1, f"field {i + 1} is empty")
     return cols
 
@@ -282,7 +281,9 @@ def pool_templates(features: np.ndarray, layout: TemplateLayout, weights: np.nda
 
 
 def _compact(idx: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Used rows of ``idx`` (sorted) and each entry's position among them -- O(n), no sort of ``idx``."""
+    """Used rows of ``idx`` (sorted) and each entry's position among them -- O(n), no sort of ``idx``.
+
+    Also the bounds check of ``idx`` for the callers' unchecked gathers (IndexError outside ``[-n, n)``)."""
     present = np.zeros(n, dtype=bool)
     present[idx] = True
     used = np.flatnonzero(present)
@@ -291,16 +292,21 @@ def _compact(idx: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pair_scores(features: np.ndarray, idx_a: np.ndarray, idx_b: np.ndarray, *, block_bytes: int = 1 << 29,
-                dense_threshold: float = 0.03) -> np.ndarray:
+                dense_threshold: float = 0.01) -> np.ndarray:
     """Cosine score of every pair (rows ``idx_a[k]``, ``idx_b[k]`` of unit-norm ``features``), float32.
 
-    When the pairs cover at least ``dense_threshold`` of (used a-rows x used b-rows) -- IJB's gallery x probe
-    structure covers ~23% -- the scores are read from matrix products of the used rows (BLAS speed; one product when
-    the score block fits in ``block_bytes``, else row blocks); otherwise each chunk of pairs gathers its two rows and
-    takes a row-wise dot. Both give the same dot products up to float32 summation order.
-    """
-    import torch
+    When the pairs cover at least ``dense_threshold`` of (used a-rows x used b-rows) -- IJB-C's gallery x probe
+    structure covers ~23% -- the scores are read from matrix products of the used rows: one float32 GEMM when the
+    score block fits in ``block_bytes`` (IJB-C: 3,531 x 19,593, 277 MB, ~0.4 s on 2 cores), else row blocks computed
+    into one reused buffer. Otherwise each chunk of pairs gathers its two rows into cache-sized buffers and takes a
+    row-wise dot. A GEMM cell costs ~1/200 of a gathered pair here, so the dense path wins from ~0.5% coverage; the
+    threshold keeps a margin. numpy's BLAS is used, not torch's: on the 2-core AMD machine the same product took
+    ~0.4 s with numpy (OpenBLAS) and ~0.7-1.2 s with torch (MKL) (bench/ijb_bench.py).
 
+    Precision: float32 products with float32 accumulation, max |error| vs a float64 dot of the same features
+    ~4e-7 (mean ~1e-8) at IJB-C size. Scores that close can swap order with a float64 re-implementation, which can
+    move a TAR@FAR reading by one pair (bench/ijb_bench.py reports the agreement).
+    """
     n_pairs = len(idx_a)
     out = np.empty(n_pairs, dtype=np.float32)
     if n_pairs == 0:
@@ -310,31 +316,53 @@ def pair_scores(features: np.ndarray, idx_a: np.ndarray, idx_b: np.ndarray, *, b
     used_a, pos_a = _compact(idx_a, n)
     used_b, pos_b = _compact(idx_b, n)
     n_b = len(used_b)
-    density = n_pairs / (len(used_a) * n_b)
-    if density >= dense_threshold:
-        fb = torch.from_numpy(feats[used_b])
+    if n_pairs >= dense_threshold * len(used_a) * n_b:
+        fa = feats[used_a]
+        fbt = feats[used_b].T  # a transposed view: BLAS reads it in place
         rows = max(1, block_bytes // (4 * n_b))
         if rows >= len(used_a):  # one product, one flat gather
-            block = (torch.from_numpy(feats[used_a]) @ fb.T).numpy()
-            np.take(block.reshape(-1), pos_a * n_b + pos_b, out=out)
+            block = fa @ fbt
+            np.take(block.reshape(-1), pos_a * n_b + pos_b, out=out, mode="clip")  # in range by construction
             return out
-        n_blocks = -(-len(used_a) // rows)
-        block_of_pair = (pos_a // rows).astype(np.int16 if n_blocks < 2**15 else np.int64)
-        order = np.argsort(block_of_pair, kind="stable")
-        bounds = np.searchsorted(block_of_pair[order], np.arange(n_blocks + 1))
-        for k in range(n_blocks):
-            sel = order[bounds[k]:bounds[k + 1]]
-            if sel.size == 0:
-                continue
-            block = (torch.from_numpy(feats[used_a[k * rows:(k + 1) * rows]]) @ fb.T).numpy()
-            out[sel] = block.reshape(-1)[(pos_a[sel] - k * rows) * n_b + pos_b[sel]]
+        _blocked_scores(fa, fbt, pos_a, pos_b, rows, out)
     else:
-        chunk = max(1, block_bytes // (8 * dim))
-        for start in range(0, n_pairs, chunk):
-            a = feats[idx_a[start:start + chunk]]
-            b = feats[idx_b[start:start + chunk]]
-            out[start:start + chunk] = np.einsum("ij,ij->i", a, b)
+        _gathered_scores(feats, idx_a, idx_b, max(1, min(block_bytes, 1 << 22) // (8 * dim)), out)
     return out
+
+
+def _blocked_scores(fa: np.ndarray, fbt: np.ndarray, pos_a: np.ndarray, pos_b: np.ndarray, rows: int,
+                    out: np.ndarray) -> None:
+    """``out[k] = fa[pos_a[k]] . fbt[:, pos_b[k]]``, ``rows`` a-rows at a time into one reused score buffer.
+
+    Pairs are grouped by row block with a stable (radix) argsort of the small block number."""
+    n_b = fbt.shape[1]
+    n_blocks = -(-len(fa) // rows)
+    block_of_pair = (pos_a // rows).astype(np.int16 if n_blocks < 2**15 else np.int64)
+    order = np.argsort(block_of_pair, kind="stable")
+    bounds = np.searchsorted(block_of_pair[order], np.arange(n_blocks + 1))
+    buf = np.empty((rows, n_b), dtype=np.float32)
+    for k in range(n_blocks):
+        sel = order[bounds[k]:bounds[k + 1]]
+        if sel.size == 0:
+            continue
+        a = fa[k * rows:(k + 1) * rows]
+        block = np.matmul(a, fbt, out=buf[:len(a)])
+        out[sel] = block.reshape(-1)[(pos_a[sel] - k * rows) * n_b + pos_b[sel]]
+
+
+def _gathered_scores(feats: np.ndarray, idx_a: np.ndarray, idx_b: np.ndarray, chunk: int, out: np.ndarray) -> None:
+    """``out[k] = feats[idx_a[k]] . feats[idx_b[k]]``, gathering ``chunk`` pairs at a time into reused buffers
+    (4 MiB together by default: 1k-pair chunks stay in cache and were ~3x faster than 100k-pair chunks).
+
+    ``_compact`` has already checked the indices (``mode="wrap"`` then only skips numpy's buffered bounds check)."""
+    buf_a = np.empty((min(chunk, len(idx_a)), feats.shape[1]), dtype=np.float32)
+    buf_b = np.empty_like(buf_a)
+    for start in range(0, len(idx_a), chunk):
+        ia, ib = idx_a[start:start + chunk], idx_b[start:start + chunk]
+        a, b = buf_a[:len(ia)], buf_b[:len(ia)]
+        np.take(feats, ia, axis=0, out=a, mode="wrap")
+        np.take(feats, ib, axis=0, out=b, mode="wrap")
+        out[start:start + len(ia)] = np.einsum("ij,ij->i", a, b)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -388,21 +416,6 @@ class ArrayImageSource(ImageSource):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def far_name(far: float) -> str:
-    """``1e-4`` -> ``"1e-4"`` (metric names like ``tar@far=1e-4``)."""
-    mant, exp = f"{far:.0e}".split("e")
-    return f"{mant}e{int(exp)}"
-
-
-def op_to_dict(point: Any) -> dict[str, Any]:
-    """An operating point (dataclass or mapping) as a plain dict."""
-    import dataclasses
-
-    if dataclasses.is_dataclass(point):
-        return dataclasses.asdict(point)
-    return dict(point)
-
-
 def pick_convention(conventions: Mapping[str, str] | None, group: str, allowed: Sequence[str]) -> str:
     """The convention chosen for ``group`` (default: the first allowed); unknown names raise."""
     chosen = (conventions or {}).get(group, allowed[0])
@@ -417,53 +430,14 @@ def check_conventions(conventions: Mapping[str, str] | None, known: Mapping[str,
             raise ValueError(f"unknown convention group {group!r}; this protocol accepts {', '.join(known)}")
 
 
-def no_ci(ci: float | None) -> None:
-    """Bootstrap intervals are wired later (fr_bench.metrics.uncertainty)."""
-    if ci is not None:
-        raise NotImplementedError("confidence intervals for this protocol are not wired yet "
-                                  "(needs fr_bench.metrics.uncertainty); call evaluate with ci=None")
-
-
 def verification_metrics(result: ProtocolResult, prefix: str, scores: np.ndarray, labels: np.ndarray,
-                         fars: Sequence[float], convention: str, roc_points: int = 512) -> None:
-    """Fill ``result`` with TAR@FAR (+ realised operating points, flags), EER, distribution summary and a
-    downsampled ROC, all from :mod:`fr_bench.metrics`. ``prefix`` namespaces the keys (``""`` or ``"Q1/"``)."""
-    from fr_bench.metrics.distributions import distribution_overlap
-    from fr_bench.metrics.verification import roc, verification_report
+                         fars: Sequence[float], convention: str, roc_points: int = 1000) -> None:
+    """Kept for ``bench/ijb_bench.py``: the shared path :func:`fr_bench.protocols.scoring.score_verification`
+    (TAR@FAR + realised operating points + flags, EER, AUC, distribution, downsampled ROC), no intervals."""
+    from fr_bench.protocols.scoring import score_verification
 
-    labels_b = np.asarray(labels).astype(bool)
-    report = verification_report(scores, labels_b, fars=tuple(fars), tar_convention=convention,
-                                 accuracy_convention=None)
-    points = report.operating_points
-    for far in fars:
-        point = op_to_dict(points[far])
-        name = f"{prefix}tar@far={far_name(far)}"
-        result.metrics[name] = point["tar"] if point.get("resolvable", True) else float("nan")
-        result.operating_points[name] = point
-        if not point.get("resolvable", True):
-            result.flags.append(f"{name}: not resolvable with {point.get('n_impostor')} impostor pairs "
-                                f"(needs at least {int(np.ceil(1 / far))}); reported as NaN")
-    result.metrics[f"{prefix}eer"] = float(report.eer)
-    result.metrics[f"{prefix}auc"] = float(report.auc)
-    dist = distribution_overlap(scores[labels_b], scores[~labels_b])
-    result.details[f"{prefix}distribution"] = dist.to_dict() if hasattr(dist, "to_dict") else dist
-    curve = roc(scores, labels_b)
-    fpr, tpr, thr = (curve.fpr, curve.tpr, curve.thresholds) if hasattr(curve, "fpr") else curve[:3]
-    fpr, tpr, thr = (np.asarray(v) for v in (fpr, tpr, thr))
-    keep = _downsample_roc(fpr, roc_points)
-    result.details[f"{prefix}roc"] = {"fpr": fpr[keep], "tpr": tpr[keep], "threshold": thr[keep],
-                                      "downsampled_from": int(len(fpr))}
-    result.details[f"{prefix}counts"] = {"genuine": int(labels_b.sum()), "impostor": int((~labels_b).sum())}
-
-
-def _downsample_roc(fpr: np.ndarray, n: int) -> np.ndarray:
-    """Indices of ~n ROC points spread evenly in log10(FPR) (plus both ends)."""
-    if len(fpr) <= n:
-        return np.arange(len(fpr))
-    lo = max(float(fpr[fpr > 0].min()) if (fpr > 0).any() else 1e-9, 1e-12)
-    targets = np.logspace(np.log10(lo), 0, n)
-    idx = np.searchsorted(fpr, targets, side="left")
-    return np.unique(np.concatenate([[0], np.minimum(idx, len(fpr) - 1), [len(fpr) - 1]]))
+    score_verification(result, scores, labels, fars=fars, convention=convention, prefix=prefix,
+                       roc_points=roc_points)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -558,10 +532,49 @@ class IJBVerification(IJBBase):
     def conventions(self) -> dict[str, list[str]]:
         return {"tar": list(TAR_CONVENTIONS), "pooling": [self.pooling] + [p for p in POOLINGS if p != self.pooling]}
 
+    def pair_subjects(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Subject of each pair's two templates from the 1:N CSVs (-1 where absent), or None without CSVs."""
+        if self.subjects is None:
+            return None
+        if getattr(self, "_pair_subjects", None) is None:
+            subj_ids, subj_of = self.subjects
+            self._pair_subjects = (_subjects_of(subj_ids, subj_of, self.template_a),
+                                   _subjects_of(subj_ids, subj_of, self.template_b))
+        return self._pair_subjects
+
+    def resampling_units(self) -> Any:
+        """Bootstrap unit of each pair side: the subject when the 1:N CSVs map templates to subjects (a template
+        missing from them stands as its own unit, flagged), else the template (flagged: likely too narrow)."""
+        from fr_bench.protocols.scoring import Units
+
+        if self.subjects is None:
+            return Units.from_values(self.template_a, self.template_b, "template", note=(
+                "intervals resample templates: no 1:N CSVs give template -> subject here, and templates of one "
+                "subject are correlated, so the intervals are likely too narrow"))
+        sa, sb = self.pair_subjects()
+        missing = (sa < 0) | (sb < 0)
+        if not missing.any():
+            return Units.from_values(sa, sb, "subject")
+        # a template without subject: its own unit, coded apart from every subject id
+        va = np.where(sa >= 0, sa.astype(np.float64), -1.0 - self.template_a)
+        vb = np.where(sb >= 0, sb.astype(np.float64), -1.0 - self.template_b)
+        return Units.from_values(va, vb, "subject", note=(
+            f"{int(missing.sum()):,} pairs involve templates absent from the 1:N CSVs: each such template is "
+            "resampled as its own unit"))
+
     def evaluate(self, embeddings: np.ndarray, norms: np.ndarray | None = None, *,
                  conventions: Mapping[str, str] | None = None, ci: float | None = None, n_boot: int = 1000,
                  seed: int = 0) -> ProtocolResult:
-        no_ci(ci)
+        """TAR@FAR / EER / AUC of the template pairs (shared path ``scoring.score_verification``).
+
+        Intervals (``ci``): resample subjects when the 1:N CSVs give template -> subject, else templates (flagged:
+        correlated templates make them too narrow); the EER interval is skipped on full-size sets (cost
+        ``n_boot x n_pairs``, flagged). ``result.scores``: the ``scoring`` layout (``scores``, ``labels``,
+        ``unit_a``/``unit_b``; no accuracy, so no ``folds``/``correct``) plus ``template_a``/``template_b`` and,
+        with the CSVs, ``subject_a``/``subject_b`` (-1: template not in the CSVs), all int32.
+        """
+        from fr_bench.protocols.scoring import pair_arrays, score_verification
+
         check_conventions(conventions, self.conventions)
         tar_conv = pick_convention(conventions, "tar", TAR_CONVENTIONS)
         pooling = pick_convention(conventions, "pooling", self.conventions["pooling"])
@@ -571,22 +584,23 @@ class IJBVerification(IJBBase):
         result = ProtocolResult(protocol=self.name, metrics={},
                                 conventions={"tar": tar_conv, "score": "cosine of L2-normalised template features",
                                              **self.pooling_conventions(pooling)})
-        verification_metrics(result, "", scores.astype(np.float64), self.labels, fars, tar_conv)
+        units = self.resampling_units()
+        score_verification(result, scores.astype(np.float64), self.labels, fars=fars, convention=tar_conv,
+                           units=units, ci=ci, n_boot=n_boot, seed=seed)
         result.details["counts"].update({"images": len(self.meta.names), "templates": self.layout.n_templates,
                                          "pairs": len(self.labels)})
-        result.scores = {"scores": scores, "labels": self.labels, "template_a": self.template_a,
-                         "template_b": self.template_b}
+        extra = {"template_a": self.template_a.astype(np.int32), "template_b": self.template_b.astype(np.int32)}
         if self.subjects is not None:
-            subj_ids, subj_of = self.subjects
-            sa, sb = _subjects_of(subj_ids, subj_of, self.template_a), _subjects_of(subj_ids, subj_of, self.template_b)
-            result.scores.update({"subject_a": sa, "subject_b": sb})
+            sa, sb = self.pair_subjects()
+            extra.update({"subject_a": sa.astype(np.int32), "subject_b": sb.astype(np.int32)})
             missing = int(((sa < 0) | (sb < 0)).sum())
             if missing:
                 result.flags.append(f"{missing:,} pairs involve templates absent from the 1:N CSVs: their subject is "
                                     "-1 in scores['subject_a'/'subject_b']")
         else:
             result.details["subjects"] = ("no 1:N CSVs in meta/: the 1:1 files carry no subject ids, so "
-                                          "subject-level bootstrap is unavailable")
+                                          "subject-level bootstrap is unavailable (intervals resample templates)")
+        result.scores = pair_arrays(scores, self.labels, units, **extra)
         return result
 
 

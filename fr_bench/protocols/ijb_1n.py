@@ -24,6 +24,20 @@ Conventions (``conventions={"1n": ...}``):
   the others are its non-mated probes (their top score sets the FPIR threshold); results per gallery and their mean.
 * ``merged-galleries``: the widespread shortcut (galleries merged into one closed set); reproduces old tables, is not
   TPIR@FPIR.
+
+Intervals (``ci``), percentile bootstrap resampling probe SUBJECTS (a subject's probe templates are correlated):
+every ``<G>/rank<k>`` and ``<G>/tpir@fpir=<f>`` (rank-k as correct mated searches over mated searches per subject;
+TPIR@FPIR as :func:`fr_bench.metrics.uncertainty.bootstrap_tpir_at_fpir`), and the means over galleries
+``rank<k>`` / ``tpir@fpir=<f>`` from the same draws (one draw of subject multiplicities shared by the galleries).
+Unresolvable FPIRs get none. ``merged-galleries``: ``rank<k>`` by subject; ``merged_rate@far`` none (flagged).
+
+``result.scores`` (one entry per probe template, CSV order): ``probe_template``, ``probe_subject``, ``rank1_unit``
+(int32 code of the probe's subject: the resampling unit); NIST: per gallery ``<G>.mated`` (bool), ``<G>.mate_rank``
+(int32, 0 = non-mated), ``<G>.mate_score`` (float32, NaN = non-mated), ``<G>.top_score`` (float32),
+``<G>.rank1_correct`` (bool: mated and found at rank 1; rank-1 = its sum over the sum of ``<G>.mated``) -- a dot,
+not a slash, since the names become HDF5 dataset names;
+merged: ``mate_rank`` and ``rank1_correct`` on the merged gallery. Two models on the same files share every array
+but the scores and outcomes, so rank-1 differences can be bootstrapped per subject.
 """
 
 from __future__ import annotations
@@ -41,11 +55,17 @@ from fr_bench.protocols.ijb import (
     POOLINGS,
     IJBBase,
     check_conventions,
-    far_name,
-    no_ci,
-    op_to_dict,
     pick_convention,
     require_root,
+)
+from fr_bench.protocols.scoring import (
+    Units,
+    far_name,
+    interval_dict,
+    op_dict,
+    rate_replicates,
+    replicate_interval,
+    tpir_replicates,
 )
 
 REQUIRED_COLUMNS = ("TEMPLATE_ID", "SUBJECT_ID", "FILENAME")
@@ -151,34 +171,94 @@ class IJBIdentification(IJBBase):
     def evaluate(self, embeddings: np.ndarray, norms: np.ndarray | None = None, *,
                  conventions: Mapping[str, str] | None = None, ci: float | None = None, n_boot: int = 1000,
                  seed: int = 0) -> ProtocolResult:
+        """Rank-k and TPIR@FPIR under the ``1n`` convention; intervals and per-search arrays: module docstring."""
         from fr_bench.metrics import identification as ident
 
-        no_ci(ci)
         check_conventions(conventions, self.conventions)
         conv = pick_convention(conventions, "1n", IN_CONVENTIONS)
         pooling = pick_convention(conventions, "pooling", self.conventions["pooling"])
         feats = self.template_features(embeddings, norms, pooling)
         metrics_spec = self.spec.get("metrics", {})
-        fpirs = tuple(metrics_spec.get("fpirs", DEFAULT_FPIRS))
-        ranks = tuple(metrics_spec.get("ranks", DEFAULT_RANKS))
+        fpirs = tuple(float(f) for f in metrics_spec.get("fpirs", DEFAULT_FPIRS))
+        ranks = tuple(int(k) for k in metrics_spec.get("ranks", DEFAULT_RANKS))
         probe = feats[self.probe_rows]
         galleries = {g: (feats[rows], sids) for g, (rows, sids) in self.galleries.items()}
         result = ProtocolResult(protocol=self.name, metrics={},
                                 conventions={"1n": conv, "score": "cosine of L2-normalised template features",
                                              **self.pooling_conventions(pooling)})
+        unit = Units.from_values(self.probe_subjects, self.probe_subjects, "subject").a
+        result.scores = {"probe_template": self.probe_templates.astype(np.int32),
+                         "probe_subject": self.probe_subjects.astype(np.int32), "rank1_unit": unit}
         if conv == "nist":
             _flatten_nist(result, ident.ijb_1n_nist(probe, self.probe_subjects, galleries, fpirs=fpirs, ranks=ranks))
+            searches = {g: ident.open_set_search(probe, self.probe_subjects, gf, gids)
+                        for g, (gf, gids) in galleries.items()}
+            for g, search in searches.items():
+                result.scores.update({f"{g}.mated": search.mated, f"{g}.mate_rank": search.mate_rank.astype(np.int32),
+                                      f"{g}.mate_score": search.mate_score.astype(np.float32),
+                                      f"{g}.top_score": search.top_score.astype(np.float32),
+                                      f"{g}.rank1_correct": search.mated & (search.mate_rank == 1)})
+            if ci is not None:
+                _nist_intervals(result, searches, unit, fpirs, ranks, ci=ci, n_boot=n_boot, seed=seed)
         else:
             _flatten_merged(result, ident.ijb_1n_merged(probe, self.probe_subjects, galleries, fars=fpirs,
                                                         ranks=ranks))
+            merged = np.concatenate([gf for gf, _ in galleries.values()])
+            merged_ids = np.concatenate([gids for _, gids in galleries.values()])
+            mate_rank = ident.mate_ranks(probe, self.probe_subjects, merged, merged_ids)
+            result.scores.update({"mate_rank": mate_rank.astype(np.int32), "rank1_correct": mate_rank == 1})
+            if ci is not None:
+                from fr_bench.metrics.uncertainty import bootstrap_rate, per_unit_counts
+
+                for k in ranks:
+                    _, succ, tri = per_unit_counts(mate_rank <= k, unit)
+                    result.intervals[f"rank{k}"] = interval_dict(bootstrap_rate(succ, tri, n_boot=n_boot, level=ci,
+                                                                                seed=seed, unit="subject"))
+                result.flags.append("merged_rate@far: no interval (the merged-galleries shortcut is not NIST "
+                                    "TPIR@FPIR; only its rank-k get intervals)")
         result.details["counts"] = {"images": len(self.meta.names), "templates": self.layout.n_templates,
                                     "probe_templates": len(self.probe_templates),
                                     **{f"{g}_templates": len(r) for g, (r, _) in self.galleries.items()}}
         result.details["gallery_subject_overlap"] = self.overlap
         if any(self.overlap.values()):
             result.flags.append(f"galleries share subjects {self.overlap}: IJB galleries should be disjoint")
-        result.scores = {"probe_template": self.probe_templates, "probe_subject": self.probe_subjects}
         return result
+
+
+def _nist_intervals(result: ProtocolResult, searches: Mapping[str, Any], unit: np.ndarray, fpirs: Sequence[float],
+                    ranks: Sequence[int], *, ci: float, n_boot: int, seed: int) -> None:
+    """Subject-level intervals of every per-gallery and mean rank-k and TPIR@FPIR: one draw of probe-subject
+    multiplicities shared by both galleries, so each replicate's mean over galleries is that replicate's value."""
+    from fr_bench.metrics.uncertainty import draw_unit_weights
+
+    n_units = int(unit.max()) + 1
+    weights = draw_unit_weights(n_units, n_boot, seed)
+    rank_reps: dict[int, list[np.ndarray]] = {k: [] for k in ranks}
+    tpir_reps: dict[float, list[np.ndarray]] = {f: [] for f in fpirs}
+    for g, search in searches.items():
+        trials = np.bincount(unit, weights=search.mated, minlength=n_units)
+        for k in ranks:
+            succ = np.bincount(unit, weights=search.mated & (search.mate_rank <= k), minlength=n_units)
+            reps = rate_replicates(succ, trials, weights)
+            rank_reps[k].append(reps)
+            result.intervals[f"{g}/rank{k}"] = replicate_interval(result.metrics[f"{g}/rank{k}"], reps, ci=ci,
+                                                                  unit="subject")
+        ok = [f for f in fpirs if np.isfinite(result.metrics[f"{g}/tpir@fpir={far_name(f)}"]) and f < 1.0]
+        reps_f = tpir_replicates(search, unit, ok, weights) if ok else np.empty((0, n_boot))
+        for f in fpirs:
+            reps = reps_f[ok.index(f)] if f in ok else np.full(n_boot, np.nan)
+            tpir_reps[f].append(reps)
+            if f in ok:
+                name = f"{g}/tpir@fpir={far_name(f)}"
+                result.intervals[name] = replicate_interval(result.metrics[name], reps, ci=ci, unit="subject")
+    for k, reps in rank_reps.items():
+        result.intervals[f"rank{k}"] = replicate_interval(result.metrics[f"rank{k}"], np.mean(reps, axis=0), ci=ci,
+                                                          unit="subject")
+    for f, reps in tpir_reps.items():
+        name = f"tpir@fpir={far_name(f)}"
+        if np.isfinite(result.metrics[name]):
+            result.intervals[name] = replicate_interval(result.metrics[name], np.mean(reps, axis=0), ci=ci,
+                                                        unit="subject")
 
 
 def _flatten_nist(result: ProtocolResult, out: Mapping[str, Any]) -> None:
@@ -188,7 +268,7 @@ def _flatten_nist(result: ProtocolResult, out: Mapping[str, Any]) -> None:
             result.metrics[f"{gname}/rank{k}"] = float(rate)
         for f, point in block["tpir"].items():
             name = f"{gname}/tpir@fpir={far_name(f)}"
-            p = op_to_dict(point)
+            p = op_dict(point)
             result.metrics[name] = float(p["tpir"])
             result.operating_points[name] = p
             if not p["resolvable"]:

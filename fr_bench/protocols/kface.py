@@ -15,6 +15,13 @@ as in the UNPG tables, ``strict``/``interpolated`` selectable). With 500 imposto
 ``best_th``: the best threshold on the whole list, scored on the same list -- an optimistic "oracle" figure, flagged);
 ``kfold-exact`` / ``kfold-grid`` are selectable (meaningful only if the list interleaves genuine and impostor pairs
 across its 10 contiguous folds).
+
+Intervals (``ci``), percentile bootstrap per list: ``<Q>/tar@far=<f>`` and ``<Q>/eer`` resample IDENTITIES (the
+path's first component; a pair of two identities weighs ``w_a * w_b``), ``<Q>/accuracy`` resamples pairs with the
+threshold(s) fixed as fitted (one unit per pair is what the accuracy bootstrap takes; best-threshold stays
+optimistic). ``result.scores``: the :mod:`fr_bench.protocols.scoring` layout over the lists concatenated in order
+(``unit_a``/``unit_b`` identity codes shared by the lists, ``folds`` within each list, ``correct``) plus ``list``
+(int8 index into ``details["lists"]``).
 """
 
 from __future__ import annotations
@@ -32,13 +39,11 @@ from fr_bench.protocols.ijb import (
     TAR_CONVENTIONS,
     ArrayImageSource,
     check_conventions,
-    no_ci,
-    op_to_dict,
     pick_convention,
     read_columns,
     require_root,
-    verification_metrics,
 )
+from fr_bench.protocols.scoring import Units, accuracy_interval, op_dict, pair_arrays, score_verification
 
 LISTS = ("Q1", "Q2", "Q3", "Q4")
 ACCURACY_CONVENTIONS = ("best-threshold", "kfold-exact", "kfold-grid")
@@ -93,6 +98,7 @@ class KFace(Protocol):
         rank[order] = np.arange(len(uniq))
         self.rows = {q: (rank[np.searchsorted(uniq, a)], rank[np.searchsorted(uniq, b)]) for q, (a, b, _) in
                      self.pairs.items()}
+        self.identities = np.array([p.split("/", 1)[0] for p in self.paths.tolist()])  # <ID>/S../L../E../C..
         self._images = ArrayImageSource(root, self.paths, None, unaligned_hint="K-FACE crops must be aligned "
                                         "beforehand from each folder's information file")
         self._files.append(str(root))
@@ -112,9 +118,10 @@ class KFace(Protocol):
     def evaluate(self, embeddings: np.ndarray, norms: np.ndarray | None = None, *,
                  conventions: Mapping[str, str] | None = None, ci: float | None = None, n_boot: int = 1000,
                  seed: int = 0) -> ProtocolResult:
-        from fr_bench.metrics.verification import pair_accuracy
+        """Per list: TAR@FAR / EER / AUC (shared path ``scoring.score_verification``) and accuracy; intervals and
+        per-pair arrays: module docstring."""
+        from fr_bench.metrics.verification import kfold_correct, pair_accuracy
 
-        no_ci(ci)
         check_conventions(conventions, self.conventions)
         tar_conv = pick_convention(conventions, "tar", TAR_CONVENTIONS)
         acc_conv = pick_convention(conventions, "accuracy", ACCURACY_CONVENTIONS)
@@ -124,22 +131,28 @@ class KFace(Protocol):
         result = ProtocolResult(protocol=self.name, metrics={},
                                 conventions={"tar": tar_conv, "accuracy": acc_conv,
                                              "score": "cosine of flip-summed embeddings"})
-        all_scores, list_of_pair = [], []
-        for q in self.lists:
+        identity = Units.from_values(self.identities, self.identities, "identity").a  # one code per image
+        arrays = []
+        for code, q in enumerate(self.lists):
             ra, rb = self.rows[q]
-            labels = self.pairs[q][2]
+            labels = self.pairs[q][2].astype(bool)
             scores = np.sum(unit[ra] * unit[rb], axis=1)
-            verification_metrics(result, f"{q}/", scores, labels, fars, tar_conv)
+            units = Units(identity[ra], identity[rb], "identity")
+            score_verification(result, scores, labels, fars=fars, convention=tar_conv, prefix=f"{q}/", units=units,
+                               ci=ci, n_boot=n_boot, seed=seed)
             acc = pair_accuracy(scores, labels, convention=acc_conv)
+            correct, folds = kfold_correct(scores, labels, acc)
             result.metrics[f"{q}/accuracy"] = acc.mean
-            result.details[f"{q}/accuracy"] = op_to_dict(acc)
-            all_scores.append(scores)
-            list_of_pair.append(np.full(len(scores), q))
+            result.details[f"{q}/accuracy"] = op_dict(acc)
+            if ci is not None:
+                result.intervals[f"{q}/accuracy"] = accuracy_interval(correct, folds, "pair", ci=ci, n_boot=n_boot,
+                                                                      seed=seed)
+            arrays.append(pair_arrays(scores, labels, units, folds=folds, correct=correct,
+                                      list=np.full(len(labels), code, dtype=np.int8)))
         if acc_conv == "best-threshold":
             result.flags.append("accuracy uses the best threshold on the whole list (UNPG best_th): optimistic")
-        result.scores = {"scores": np.concatenate(all_scores).astype(np.float32),
-                         "labels": np.concatenate([self.pairs[q][2] for q in self.lists]),
-                         "list": np.concatenate(list_of_pair)}
+        result.scores = {k: np.concatenate([a[k] for a in arrays]) for k in arrays[0]}
+        result.details["lists"] = list(self.lists)
         result.details["counts"] = {"images": len(self.paths), **{q: len(self.pairs[q][2]) for q in self.lists}}
         result.flags.append("K-FACE layout and lists are a documented proposal (FORMATS.md), not a confirmed release")
         return result

@@ -27,6 +27,13 @@ Cleaning (``cleaned=True`` / ``cleaning=...``; ``conventions["megaface_cleaning"
   jitter in [-0.001, 0.001] from ``seed``, renormalised); every feature gets one extra dimension, 0 for probes and
   unlisted distractors and 100 for listed distractors (after unit normalisation), which pushes them away.
 
+Intervals (``ci``): ``rank1`` resamples probe IDENTITIES (percentile bootstrap of correct queries over queries per
+identity: a FaceScrub identity's queries share its images). ``tar@far`` gets none (flagged): the 10^6 x 3,530
+impostor scores are never stored, only the top ones, so they cannot be resampled by identity.
+``result.scores`` (one entry per probe identity with a query): ``rank1_unit`` (int32 identity code, the index in the
+sorted FaceScrub names of the list), ``rank1_successes`` and ``rank1_trials`` (int32 correct queries / queries);
+the trials are fixed by the probe list, so two models' rank-1 difference can be bootstrapped per identity.
+
 Features computed elsewhere (``features=DIR``): devkit feature files ``DIR/facescrub/<path><feature_suffix>`` and
 ``DIR/megaface/<path><feature_suffix>`` (the folders insightface's ``gen_megaface.py`` writes), read by
 :func:`read_devkit_feature`; :meth:`MegaFace.devkit_embeddings` returns them in ``images`` order for ``evaluate``.
@@ -44,7 +51,8 @@ from typing import Any
 import numpy as np
 
 from fr_bench.protocols.base import ImageSource, Protocol, ProtocolError, ProtocolResult, file_error
-from fr_bench.protocols.ijb import ArrayImageSource, check_conventions, far_name, no_ci, op_to_dict, require_root
+from fr_bench.protocols.ijb import ArrayImageSource, check_conventions, require_root
+from fr_bench.protocols.scoring import far_name, interval_dict, op_dict
 
 DISTRACTOR_SIZES = (10, 100, 1000, 10000, 100000, 1000000)
 CLEANINGS = ("remove-listed", "none", "arcface-devkit-variant")
@@ -241,7 +249,6 @@ class MegaFace(Protocol):
                  seed: int = 0) -> ProtocolResult:
         from fr_bench.metrics.identification import distractor_rank1, distractor_verification
 
-        no_ci(ci)
         check_conventions(conventions, self.conventions)
         chosen = (conventions or {}).get("megaface_cleaning", self.cleaning)
         if chosen != self.cleaning:
@@ -261,7 +268,7 @@ class MegaFace(Protocol):
                                              "score": "cosine"})
         for far, point in ver.items():
             name = f"tar@far={far_name(far)}"
-            d = op_to_dict(point)
+            d = op_dict(point)
             result.metrics[name] = d["tar"]
             result.operating_points[name] = d
             if not d["resolvable"]:
@@ -272,6 +279,17 @@ class MegaFace(Protocol):
                                     "correct": rank1.n_correct, "distractor_set": self.distractors}
         if self.distractors != 1000000:
             result.flags.append(f"distractor set of {self.distractors:,}: the headline MegaFace figure uses 1M")
+        result.scores = {"rank1_unit": np.asarray(rank1.identities, dtype=np.int32),
+                         "rank1_successes": np.asarray(rank1.correct_per_identity, dtype=np.int32),
+                         "rank1_trials": np.asarray(rank1.queries_per_identity, dtype=np.int32)}
+        if ci is not None:
+            from fr_bench.metrics.uncertainty import bootstrap_rate
+
+            result.intervals["rank1"] = interval_dict(bootstrap_rate(
+                rank1.correct_per_identity, rank1.queries_per_identity, n_boot=n_boot, level=ci, seed=seed,
+                unit="identity"))
+            result.flags.append("tar@far: no interval (the impostor scores are never stored: only the top ones "
+                                "are kept, so they cannot be resampled by identity)")
         return result
 
 

@@ -20,15 +20,30 @@ the L2-normalised (flip-summed) embeddings and computes, with :mod:`fr_bench.met
   This is not insightface's per-fold "VAL@FAR" (threshold found on the training folds); the spec says so.
 * ``eer``, ``auc``, ``xnorm`` (mean L2 norm of the embeddings as given, i.e. flip-summed when ``flip_test``).
 
-Details: per-fold accuracies and thresholds, a downsampled ROC (<= 1000 points incl. both ends), the
-genuine/impostor distribution summary and the pair counts. ``result.scores`` keeps the per-pair scores, labels and
-folds. The module also holds the option helpers and the ``.bin`` builder shared by the pair-set loaders.
+TAR@FAR, EER, AUC, the ROC and the distribution summary come from the shared path
+:func:`fr_bench.protocols.scoring.score_verification`. Details: per-fold accuracies and thresholds, a downsampled
+ROC (``details["roc"]``: ``far``, ``tar``, ``threshold``; <= 1000 points incl. both ends), the genuine/impostor
+distribution summary and the pair counts. ``result.scores``: the per-pair layout of :mod:`fr_bench.protocols.scoring`
+(``scores``, ``labels``, ``unit_a``/``unit_b``, ``folds`` = the fold whose threshold judged the pair, ``correct``).
+
+Confidence intervals (``evaluate(..., ci=0.95, n_boot=1000, seed=0)``), percentile bootstrap, seeded:
+
+* ``tar@far=<f>`` and ``eer`` resample the independent unit: the subject (``"subject"``) when the image identities
+  are known -- LFW's official tree, CALFW/CPLFW's LFW-style file names, the folder protocol's tree, the demo
+  (:func:`identities_from_paths`; a pair of two subjects weighs ``w_a * w_b``) -- else the pair (``"pair"``):
+  ``.bin`` packs carry no identities, and CFP's paths are not read as identities; pairs of one subject are
+  correlated, so a pair-level interval is somewhat too narrow.
+* ``accuracy`` keeps each fold's threshold as fitted and resamples PAIRS by default (``"pair"``): with 10 folds, the
+  alternative ``accuracy_unit="fold"`` (an ``evaluate`` option) draws from only 10 fold accuracies, a coarse and
+  too-narrow percentile interval; the pair bootstrap is the binomial-like uncertainty of the accuracy of these
+  thresholds on this pair set (pairs treated as independent). ``best-threshold``: pairs only (one "fold").
+
+The module also holds the option helpers and the ``.bin`` builder shared by the pair-set loaders.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import warnings
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +51,13 @@ from typing import Any
 import numpy as np
 
 from fr_bench.protocols.base import ImageSource, Protocol, ProtocolError, ProtocolResult
+from fr_bench.protocols.scoring import (
+    Units,
+    accuracy_interval,
+    far_name,  # re-exported: metric names (tests and loaders import it from here)
+    pair_arrays,
+    score_verification,
+)
 
 #: Accuracy conventions accepted by ``evaluate`` (first = default when the spec names none).
 ACCURACY_CONVENTIONS = ("kfold-grid", "kfold-exact", "kfold-youden", "kfold-angular", "best-threshold")
@@ -43,8 +65,6 @@ ACCURACY_CONVENTIONS = ("kfold-grid", "kfold-exact", "kfold-youden", "kfold-angu
 TAR_CONVENTIONS = ("nearest", "strict", "interpolated")
 #: Default FAR list when the spec gives none.
 DEFAULT_FARS = (1e-3,)
-#: Most ROC points kept in ``details["roc"]`` (both ends always included).
-ROC_POINTS = 1000
 
 OPTIMISTIC_FLAG = "optimistic: oracle threshold on the whole set (best-threshold accuracy, no held-out folds)"
 
@@ -96,12 +116,6 @@ def expected_count(spec: Mapping[str, Any], value: Any, key: str = "pairs") -> i
     return as_count(value, f"expected_{key}", allow_none=True)
 
 
-def far_name(far: float) -> str:
-    """``1e-3`` -> ``"1e-3"`` (metric names like ``tar@far=1e-3``)."""
-    mantissa, exponent = f"{far:.0e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
-
-
 def contiguous_folds(n_pairs: int, n_folds: int) -> np.ndarray:
     """Fold id per pair for ``n_folds`` contiguous folds, sizes as ``np.array_split`` (the first ``n % k`` folds
     one larger), which is also scikit-learn ``KFold(shuffle=False)``'s layout."""
@@ -111,27 +125,35 @@ def contiguous_folds(n_pairs: int, n_folds: int) -> np.ndarray:
     return np.repeat(np.arange(n_folds, dtype=np.int64), sizes)
 
 
+_LFW_NAME = re.compile(r"^(?P<name>.+)_\d+\.[A-Za-z0-9]+$")
+
+
+def identities_from_paths(images: ImageSource, pairs: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
+    """Identity of each image read from its relative path, or None when the paths do not tell it unambiguously.
+
+    Two readings are tried: the first path component (``<identity>/<image>``: the LFW tree, the folder protocol's
+    tree) and LFW's file naming ``<Name>_<NNNN>.<ext>`` (flat LFW-style folders: CALFW, CPLFW). A reading is kept
+    only if it gives at least two identities and agrees with every label (genuine iff one identity), so a layout
+    where it does not hold (CFP's ``<id>/frontal/NN.jpg``, ``.bin`` packs without paths) falls back to pairs.
+    """
+    rels = getattr(images, "relpaths", None)
+    if rels is None or len(rels) != len(images):
+        return None
+    rels = [str(r).replace("\\", "/") for r in rels]
+    readings = []
+    if all("/" in r for r in rels):
+        readings.append([r.split("/", 1)[0] for r in rels])
+    matches = [_LFW_NAME.match(r.rsplit("/", 1)[-1]) for r in rels]
+    if all(matches):
+        readings.append([m["name"] for m in matches])
+    for names in readings:
+        ids = np.asarray(names)
+        if np.unique(ids).size >= 2 and np.array_equal(ids[pairs[:, 0]] == ids[pairs[:, 1]], labels):
+            return ids
+    return None
+
+
 # ---------------------------------------------------------------------------------------------------- protocol
-
-
-def _op_dict(point: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(point) and not isinstance(point, type):
-        return dataclasses.asdict(point)
-    return dict(point)
-
-
-def _downsample_roc(fpr: np.ndarray, n: int = ROC_POINTS) -> np.ndarray:
-    """Indices of at most ``n`` ROC points: half spread evenly by index, half evenly in log10(FPR), both ends."""
-    m = len(fpr)
-    if m <= n:
-        return np.arange(m)
-    half = (n - 2) // 2
-    linear = np.linspace(0, m - 1, half).round().astype(np.int64)
-    positive = fpr[fpr > 0]
-    lo = float(positive.min()) if positive.size else 1.0
-    targets = np.logspace(np.log10(lo), 0.0, n - 2 - half)
-    logs = np.minimum(np.searchsorted(fpr, targets, side="left"), m - 1)
-    return np.unique(np.concatenate([[0], linear, logs, [m - 1]]))
 
 
 class PairProtocol(Protocol):
@@ -139,7 +161,9 @@ class PairProtocol(Protocol):
 
     ``pairs`` index into ``images``; ``folds`` are contiguous fold ids in evaluation order (``n_folds == 0`` means
     no k-fold protocol: only ``best-threshold`` accuracy, flagged optimistic). ``n_pairs_total`` is the pair count
-    of the benchmark files when some pairs were dropped by ``allow_missing``.
+    of the benchmark files when some pairs were dropped by ``allow_missing``. ``identities`` (one name per image,
+    optional) make the bootstrap resample subjects; when not given they are read from the image paths if that is
+    unambiguous (:func:`identities_from_paths`), else pairs are resampled.
     """
 
     def __init__(
@@ -156,6 +180,7 @@ class PairProtocol(Protocol):
         n_pairs_total: int | None = None,
         flags: Sequence[str] = (),
         flip_test: bool = True,
+        identities: Sequence[str] | None = None,
     ) -> None:
         super().__init__(spec)
         self.name = str(self.spec.get("name", ""))
@@ -178,6 +203,12 @@ class PairProtocol(Protocol):
             raise ValueError(f"{self.name}: pair indices outside the image list of {len(images)} images")
         if n > 1 and (np.diff(self.folds) < 0).any():
             raise ValueError(f"{self.name}: fold ids must be contiguous and non-decreasing in pair order")
+        if identities is None:
+            self.identities = identities_from_paths(images, self.pairs, self.labels)
+        else:
+            self.identities = np.asarray(identities)
+            if self.identities.shape != (len(images),):
+                raise ValueError(f"{self.name}: {self.identities.size} identities for {len(images)} images")
 
     # -- Protocol interface ---------------------------------------------------------------------------------
 
@@ -249,6 +280,13 @@ class PairProtocol(Protocol):
         """Cosine similarity of each pair (rows of ``unit`` are L2-normalised)."""
         return np.einsum("ij,ij->i", unit[self.pairs[:, 0]], unit[self.pairs[:, 1]])
 
+    def resampling_units(self) -> Units:
+        """The bootstrap unit of each pair side: the identity (``"subject"``) when the image identities are known,
+        else the pair (see the module docstring)."""
+        if self.identities is None:
+            return Units.per_pair(len(self.labels))
+        return Units.from_values(self.identities[self.pairs[:, 0]], self.identities[self.pairs[:, 1]], "subject")
+
     def evaluate(
         self,
         embeddings: np.ndarray,
@@ -258,9 +296,10 @@ class PairProtocol(Protocol):
         ci: float | None = None,
         n_boot: int = 1000,
         seed: int = 0,
+        accuracy_unit: str = "pair",
     ) -> ProtocolResult:
-        from fr_bench.metrics import distribution_overlap, pair_accuracy, roc, verification_report
-        from fr_bench.metrics.verification import angular_kfold_accuracy
+        from fr_bench.metrics import pair_accuracy
+        from fr_bench.metrics.verification import angular_heldout_scores, angular_kfold_accuracy, kfold_correct
 
         chosen = self._chosen(conventions)
         unit, feature_norms = self.unit_embeddings(embeddings, norms)
@@ -277,9 +316,13 @@ class PairProtocol(Protocol):
         # accuracy (fractions, not percent)
         acc_conv = chosen["accuracy"]
         if acc_conv == "kfold-angular":  # MagFace eval_1v1.py: training-fold mean subtracted, angular distance
-            acc = angular_kfold_accuracy(unit[self.pairs[:, 0]], unit[self.pairs[:, 1]], labels, n_folds=self.n_folds)
+            emb_a, emb_b = unit[self.pairs[:, 0]], unit[self.pairs[:, 1]]
+            acc = angular_kfold_accuracy(emb_a, emb_b, labels, n_folds=self.n_folds)
+            judged = angular_heldout_scores(emb_a, emb_b, n_folds=self.n_folds)
         else:
             acc = pair_accuracy(scores, labels, convention=acc_conv, n_folds=max(self.n_folds, 2))
+            judged = scores
+        correct, acc_folds = kfold_correct(judged, labels, acc)
         result.metrics["accuracy"] = float(acc.mean)
         if acc.optimistic:
             result.details["accuracy_spread"] = "none: one threshold chosen and scored on the whole set"
@@ -295,45 +338,22 @@ class PairProtocol(Protocol):
             "accuracies": np.asarray(acc.fold_accuracies, dtype=np.float64),
             "thresholds": np.asarray(acc.fold_thresholds, dtype=np.float64),
             "train_accuracies": np.asarray(acc.train_accuracies, dtype=np.float64),
-            "fold_sizes": np.bincount(self.folds) if not acc.optimistic else np.array([len(labels)]),
+            "fold_sizes": np.bincount(acc_folds),
         }
         if not acc.optimistic:
             official = np.bincount(self.folds, minlength=self.n_folds)
-            contiguous = np.bincount(contiguous_folds(len(labels), self.n_folds), minlength=self.n_folds)
-            if not np.array_equal(official, contiguous):
+            if not np.array_equal(official, np.bincount(acc_folds, minlength=self.n_folds)):
                 result.flags.append(
                     "k-fold accuracy splits the scored pairs into equal contiguous folds, which differ from the "
                     f"benchmark's folds here (fold sizes {official.tolist()})"
                 )
 
-        # TAR@FAR, EER, AUC: one sort
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # unresolvable FARs are flagged below instead
-            report = verification_report(
-                scores, labels, fars=self.fars, tar_convention=chosen["tar"], accuracy_convention=None
-            )
-        for far in self.fars:
-            point = report.operating_points[far]
-            key = f"tar@far={far_name(far)}"
-            result.metrics[key] = float(point.tar) if point.resolvable else float("nan")
-            result.operating_points[key] = _op_dict(point)
-            if not point.resolvable:
-                result.flags.append(
-                    f"{key}: not resolvable with {report.n_impostor} impostor pairs (needs at least "
-                    f"{int(np.ceil(1 / far))}); reported as NaN"
-                )
-        result.metrics["eer"] = float(report.eer)
-        result.metrics["auc"] = float(report.auc)
-        fpr, tpr, thr = (np.asarray(v, dtype=np.float64) for v in roc(scores, labels))
+        # TAR@FAR, EER, AUC, ROC, distribution (+ their intervals): one sort, the shared path
+        units = self.resampling_units()
+        score_verification(result, scores, labels, fars=self.fars, convention=chosen["tar"], units=units, ci=ci,
+                           n_boot=n_boot, seed=seed)
         used = np.unique(self.pairs)
         result.metrics["xnorm"] = float(feature_norms[used].mean())
-
-        keep = _downsample_roc(fpr)
-        result.details["roc"] = {
-            "fpr": fpr[keep], "tpr": tpr[keep], "threshold": thr[keep], "downsampled_from": len(fpr)
-        }
-        dist = distribution_overlap(scores[labels], scores[~labels])
-        result.details["distribution"] = dist.to_dict() if hasattr(dist, "to_dict") else dist
         result.details["counts"] = {
             "pairs": int(len(labels)),
             "genuine": int(labels.sum()),
@@ -347,30 +367,17 @@ class PairProtocol(Protocol):
             " (flip-summed features)" if self.flip_test else ""
         )
         result.provenance = {"source": self.source, "data_files": list(self._data_files)}
-        result.scores = {
-            "scores": scores.astype(np.float32),
-            "labels": labels.copy(),
-            "folds": self.folds.copy(),
-        }
+        result.scores = pair_arrays(scores, labels, units, folds=acc_folds, correct=correct)
         if ci is not None:
-            result.intervals = self._intervals(scores, labels, ci=ci, n_boot=n_boot, seed=seed, conventions=chosen)
+            if acc.optimistic and accuracy_unit == "fold":
+                raise ValueError(f"{self.name}: accuracy_unit='fold' needs a k-fold accuracy convention, not "
+                                 "best-threshold")
+            result.intervals["accuracy"] = accuracy_interval(correct, acc_folds, accuracy_unit, ci=ci, n_boot=n_boot,
+                                                             seed=seed)
+            if accuracy_unit == "fold":
+                result.flags.append(f"accuracy interval resamples the {acc.n_folds} folds: coarse (at most "
+                                    f"{acc.n_folds} distinct fold accuracies)")
         return result
-
-    def _intervals(
-        self, scores: np.ndarray, labels: np.ndarray, *, ci: float, n_boot: int, seed: int, conventions: dict[str, str]
-    ) -> dict[str, dict[str, Any]]:
-        """Bootstrap intervals: the hook for :mod:`fr_bench.metrics.uncertainty` (wired by the lead)."""
-        try:
-            from fr_bench.metrics import uncertainty
-        except ImportError:
-            uncertainty = None
-        fn = getattr(uncertainty, "pair_bootstrap", None) if uncertainty is not None else None
-        if fn is None:
-            raise NotImplementedError(
-                f"{self.name}: confidence intervals (ci={ci}) need fr_bench.metrics.uncertainty.pair_bootstrap, which "
-                "is not available yet; call evaluate with ci=None"
-            )
-        return fn(scores, labels, folds=self.folds, ci=ci, n_boot=n_boot, seed=seed, conventions=conventions)
 
 
 # ---------------------------------------------------------------------------------------------------- shared loading
