@@ -53,7 +53,27 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class _Group(click.Group):
+    """Shows bad input (a missing file, a malformed line, an unknown name) as one clear error line, not a traceback.
+
+    Set ``FRBENCH_DEBUG=1`` for the full traceback.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        import os
+
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except (ValueError, KeyError, FileNotFoundError, OSError, RuntimeError) as exc:
+            if os.environ.get("FRBENCH_DEBUG"):
+                raise
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            raise click.ClickException(f"{type(exc).__name__}: {message}") from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(fr_bench.__version__, prog_name="frbench")
 def main() -> None:
     """fr_bench: exact, fast and honest face-recognition benchmarking.

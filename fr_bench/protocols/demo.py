@@ -82,6 +82,9 @@ class DemoProtocol(PairProtocol):
         from fr_bench.metrics import mate_ranks
         from fr_bench.metrics.uncertainty import bootstrap_rate, per_unit_counts
 
+        if not np.isfinite(np.asarray(embeddings)).all():
+            raise ValueError("demo: some embedding rows are NaN/inf (skipped images); the demo's rank-1 split needs "
+                             "every image")
         result = super().evaluate(embeddings, norms, conventions=conventions, ci=ci, n_boot=n_boot, seed=seed,
                                   accuracy_unit=accuracy_unit)
         unit, _ = self.unit_embeddings(embeddings, norms)

@@ -43,6 +43,8 @@ The module also holds the option helpers and the ``.bin`` builder shared by the 
 
 from __future__ import annotations
 
+import copy
+
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -287,6 +289,22 @@ class PairProtocol(Protocol):
             return Units.per_pair(len(self.labels))
         return Units.from_values(self.identities[self.pairs[:, 0]], self.identities[self.pairs[:, 1]], "subject")
 
+    def _without_images(self, skipped: np.ndarray) -> PairProtocol:
+        """This protocol less every pair that uses a skipped image (rows the extractor could not embed), flagged.
+
+        Never silent: the result counts the pairs scored against the benchmark's total and says why.
+        """
+        keep = ~skipped[self.pairs].any(axis=1)
+        if not keep.any():
+            raise ProtocolError(f"{self.name}: every pair uses an image that could not be embedded")
+        sub = copy.copy(self)
+        sub.pairs, sub.labels, sub.folds = self.pairs[keep], self.labels[keep], self.folds[keep]
+        sub.load_flags = self.load_flags + [
+            f"{int(skipped.sum())} images could not be embedded (skipped): {int((~keep).sum())} of "
+            f"{self.n_pairs_total} pairs not scored"
+        ]
+        return sub
+
     def evaluate(
         self,
         embeddings: np.ndarray,
@@ -298,9 +316,17 @@ class PairProtocol(Protocol):
         seed: int = 0,
         accuracy_unit: str = "pair",
     ) -> ProtocolResult:
+        """See the module docstring. Rows that are not finite (images the extractor skipped with
+        ``skip_bad_images``) drop the pairs that use them; the result is flagged and counts what was scored."""
         from fr_bench.metrics import pair_accuracy
         from fr_bench.metrics.verification import angular_heldout_scores, angular_kfold_accuracy, kfold_correct
 
+        skipped = ~np.isfinite(np.asarray(embeddings)).all(axis=1)
+        if skipped.ndim == 1 and skipped.any() and skipped.size == len(self.images):
+            return self._without_images(skipped).evaluate(
+                np.where(skipped[:, None], 1.0, embeddings), None if norms is None else np.where(skipped, 1.0, norms),
+                conventions=conventions, ci=ci, n_boot=n_boot, seed=seed, accuracy_unit=accuracy_unit,
+            )
         chosen = self._chosen(conventions)
         unit, feature_norms = self.unit_embeddings(embeddings, norms)
         scores = self.pair_scores(unit)
