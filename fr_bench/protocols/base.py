@@ -216,5 +216,8 @@ class Protocol(ABC):
             )
         if not np.isfinite(emb).all():
             bad = int((~np.isfinite(emb)).any(axis=1).sum())
-            raise ValueError(f"{self.name}: {bad} embedding rows contain NaN or inf")
+            raise ValueError(
+                f"{self.name}: {bad} embedding rows contain NaN or inf (images skipped as undecodable leave such "
+                "rows; this protocol needs every image -- fix or replace the files named by the extractor)"
+            )
         return emb.astype(np.float32, copy=False)
