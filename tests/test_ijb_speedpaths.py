@@ -21,7 +21,8 @@ from fr_bench.protocols.ijb import pair_scores, read_columns, read_template_pair
     ("1 2 0 7\n3 4 1\n", 1, "expected 3 fields"),  # the first line sets the width: it is the bad one
     ("1 2 0\n3 4 1 9\n", 2, "expected 3 fields"),  # long line
     ("1 2 0\n3 4.5 1\n", 2, "field 2 should be an integer"),
-    ("1 2 0\n3 99999999999999999999 1\n", 2, "field 2 should be an integer"),  # int64 overflow
+    ("1 2 0\n3 99999999999999999999 1\n", 2, "field 2 is outside the 64-bit integer range"),
+    ("1 2 0\n3 1_0 1\n", 2, "field 2 should be an integer"),  # Python's int() would take it; pandas does not
 ])
 def test_int_table_bad_lines_named(tmp_path, text, line, message):
     path = tmp_path / "pairs.txt"
@@ -48,6 +49,13 @@ def test_string_table_bad_lines_named(tmp_path, text, line, message):
     path.write_text(text)
     with pytest.raises(ProtocolError, match=rf"pairs.txt:{line}: {message}"):
         read_columns(path, (str, str, int))
+
+
+def test_float_field_errors(tmp_path):
+    path = tmp_path / "pts.txt"
+    path.write_text("a.jpg 1.5 2\nb.jpg nan 3\n")  # pandas refuses "nan" with na_filter off; so must the scan
+    with pytest.raises(ProtocolError, match=r"pts.txt:2: field 2 should be a number, found 'nan'"):
+        read_columns(path, (str, float, float))
 
 
 def test_string_only_table_blank_line(tmp_path):
@@ -113,6 +121,10 @@ def test_pair_scores_paths_match_float64_dot(kwargs):
     # Fortran-ordered input and int32 indices give the same scores
     s2 = pair_scores(np.asfortranarray(f64.astype(np.float32)), a.astype(np.int32), b.astype(np.int32), **kwargs)
     np.testing.assert_allclose(s2, s, atol=1e-6)
+    # dtype=float64 accumulates in float64: equal to the brute-force float64 dot to rounding
+    s64 = pair_scores(f64, a, b, dtype=np.float64, **kwargs)
+    assert s64.dtype == np.float64
+    np.testing.assert_allclose(s64, expected, rtol=0, atol=1e-14)
 
 
 def test_pair_scores_sparse_pairs_take_the_gather_path_and_agree():
@@ -130,3 +142,5 @@ def test_pair_scores_edges():
     for dense in (0.0, 2.0):
         with pytest.raises(IndexError):
             pair_scores(f, np.array([0, 4]), np.array([1, 1]), dense_threshold=dense)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        pair_scores(f, np.array([0]), np.array([1]), dtype=np.float16)

@@ -66,15 +66,29 @@ def _first_bad_line(path: Path, kinds: Sequence[type], sep: str | None = " ", sk
                 raise file_error(path, lineno, f"expected {len(kinds)} fields separated by {sep!r}, found "
                                  f"{len(fields)}: {line.rstrip()[:120]!r}")
             for col, (value, kind) in enumerate(zip(fields, kinds), start=1):
-                if kind is str:
-                    if value == "":
-                        raise file_error(path, lineno, f"field {col} is empty")
-                    continue
-                try:
-                    kind(value)
-                except ValueError:
-                    raise file_error(path, lineno, f"field {col} should be {'an integer' if kind is int else 'a number'},"
-                                     f" found {value!r}") from None
+                problem = _field_problem(value, kind)
+                if problem:
+                    raise file_error(path, lineno, f"field {col} {problem}")
+
+
+def _field_problem(value: str, kind: type) -> str | None:
+    """Why ``value`` is not a valid ``kind`` field for the C parser (None if it is): Python's ``int``/``float`` are
+    looser (underscores, spaces, unbounded ints, "nan"), so those cases are refused here as pandas refuses them."""
+    if kind is str:
+        return "is empty" if value == "" else None
+    expected = "an integer" if kind is int else "a number"
+    try:
+        number = float(value)
+        if "_" in value or value != value.strip() or number != number:
+            raise ValueError
+        if kind is int:
+            if not number.is_integer():
+                raise ValueError
+            if not -(2**63) <= (int(value) if value.lstrip("+-").isdigit() else int(number)) < 2**63:
+                return f"is outside the 64-bit integer range: {value!r}"
+    except (ValueError, OverflowError):
+        return f"should be {expected}, found {value!r}"
+    return None
 
 
 def read_columns(path: str | os.PathLike, kinds: Sequence[type]) -> list[np.ndarray]:
@@ -169,8 +183,8 @@ def template_lookup(template_ids: np.ndarray, wanted: np.ndarray, path: Path, wh
                     line_offset: int = 1) -> np.ndarray:
     """Row of each ``wanted`` template id in the sorted ``template_ids``; unknown ids raise at their file line.
 
-    A direct lookup table when the ids are small non-negative integers (IJB: < 200k; O(n) gather for 15.66M pairs),
-    binary search otherwise.
+    A direct lookup table when the ids are small non-negative integers (IJB: < 200k; O(n) gather: ~0.1 s for IJB-C's
+    15.66M pairs on 2 cores, where ``np.searchsorted`` took ~1 s), binary search otherwise.
     """
     if len(template_ids) and template_ids[0] >= 0 and template_ids[-1] <= max(1 << 24, 8 * len(template_ids)):
         lut = np.full(int(template_ids[-1]) + 2, -1, dtype=np.int64)
@@ -292,26 +306,32 @@ def _compact(idx: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pair_scores(features: np.ndarray, idx_a: np.ndarray, idx_b: np.ndarray, *, block_bytes: int = 1 << 29,
-                dense_threshold: float = 0.01) -> np.ndarray:
-    """Cosine score of every pair (rows ``idx_a[k]``, ``idx_b[k]`` of unit-norm ``features``), float32.
+                dense_threshold: float = 0.01, dtype: type = np.float32) -> np.ndarray:
+    """Cosine score of every pair (rows ``idx_a[k]``, ``idx_b[k]`` of unit-norm ``features``), in ``dtype``.
 
     When the pairs cover at least ``dense_threshold`` of (used a-rows x used b-rows) -- IJB-C's gallery x probe
-    structure covers ~23% -- the scores are read from matrix products of the used rows: one float32 GEMM when the
-    score block fits in ``block_bytes`` (IJB-C: 3,531 x 19,593, 277 MB, ~0.4 s on 2 cores), else row blocks computed
-    into one reused buffer. Otherwise each chunk of pairs gathers its two rows into cache-sized buffers and takes a
-    row-wise dot. A GEMM cell costs ~1/200 of a gathered pair here, so the dense path wins from ~0.5% coverage; the
-    threshold keeps a margin. numpy's BLAS is used, not torch's: on the 2-core AMD machine the same product took
-    ~0.4 s with numpy (OpenBLAS) and ~0.7-1.2 s with torch (MKL) (bench/ijb_bench.py).
+    structure covers ~23% -- the scores are read from matrix products of the used rows: one GEMM when the score
+    block fits in ``block_bytes`` (IJB-C: 3,531 x 19,593, 277 MB in float32, ~0.4 s on 2 cores), else row blocks
+    computed into one reused buffer. Otherwise each chunk of pairs gathers its two rows into cache-sized buffers and
+    takes a row-wise dot. A GEMM cell costs ~1/200 of a gathered pair here, so the dense path wins from ~0.5%
+    coverage; the threshold keeps a margin. numpy's BLAS is used, not torch's: on the 2-core AMD machine the same
+    product took ~0.4 s with numpy (OpenBLAS) and ~0.7-1.2 s with torch (MKL).
 
-    Precision: float32 products with float32 accumulation, max |error| vs a float64 dot of the same features
-    ~4e-7 (mean ~1e-8) at IJB-C size. Scores that close can swap order with a float64 re-implementation, which can
-    move a TAR@FAR reading by one pair (bench/ijb_bench.py reports the agreement).
+    Precision (``dtype``): ``float32`` (default) multiplies and accumulates in float32: max |error| vs a float64
+    dot of the same features ~4e-7 (mean ~1e-8) at IJB-C size. Scores that close can come out in a different order
+    than in a float64 implementation such as the reference ``eval_ijbc.py``, which moved the TAR@FAR=1e-1 reading by
+    one genuine pair of 19,593 on the synthetic IJB-C set (bench/ijb_bench.py --precision). ``float64`` converts the
+    features and accumulates in float64 (that reading then matched the reference) for 2-3x the time (IJB-C size on
+    2 cores: 1.3-2.2 s instead of 0.6-0.8 s).
     """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, not {dtype}")
     n_pairs = len(idx_a)
-    out = np.empty(n_pairs, dtype=np.float32)
+    out = np.empty(n_pairs, dtype=dtype)
     if n_pairs == 0:
         return out
-    feats = np.ascontiguousarray(features, dtype=np.float32)
+    feats = np.ascontiguousarray(features, dtype=dtype)
     n, dim = feats.shape
     used_a, pos_a = _compact(idx_a, n)
     used_b, pos_b = _compact(idx_b, n)
@@ -319,14 +339,14 @@ def pair_scores(features: np.ndarray, idx_a: np.ndarray, idx_b: np.ndarray, *, b
     if n_pairs >= dense_threshold * len(used_a) * n_b:
         fa = feats[used_a]
         fbt = feats[used_b].T  # a transposed view: BLAS reads it in place
-        rows = max(1, block_bytes // (4 * n_b))
+        rows = max(1, block_bytes // (dtype.itemsize * n_b))
         if rows >= len(used_a):  # one product, one flat gather
             block = fa @ fbt
             np.take(block.reshape(-1), pos_a * n_b + pos_b, out=out, mode="clip")  # in range by construction
             return out
         _blocked_scores(fa, fbt, pos_a, pos_b, rows, out)
     else:
-        _gathered_scores(feats, idx_a, idx_b, max(1, min(block_bytes, 1 << 22) // (8 * dim)), out)
+        _gathered_scores(feats, idx_a, idx_b, max(1, min(block_bytes, 1 << 22) // (2 * dtype.itemsize * dim)), out)
     return out
 
 
@@ -340,7 +360,7 @@ def _blocked_scores(fa: np.ndarray, fbt: np.ndarray, pos_a: np.ndarray, pos_b: n
     block_of_pair = (pos_a // rows).astype(np.int16 if n_blocks < 2**15 else np.int64)
     order = np.argsort(block_of_pair, kind="stable")
     bounds = np.searchsorted(block_of_pair[order], np.arange(n_blocks + 1))
-    buf = np.empty((rows, n_b), dtype=np.float32)
+    buf = np.empty((rows, n_b), dtype=out.dtype)
     for k in range(n_blocks):
         sel = order[bounds[k]:bounds[k + 1]]
         if sel.size == 0:
@@ -352,10 +372,10 @@ def _blocked_scores(fa: np.ndarray, fbt: np.ndarray, pos_a: np.ndarray, pos_b: n
 
 def _gathered_scores(feats: np.ndarray, idx_a: np.ndarray, idx_b: np.ndarray, chunk: int, out: np.ndarray) -> None:
     """``out[k] = feats[idx_a[k]] . feats[idx_b[k]]``, gathering ``chunk`` pairs at a time into reused buffers
-    (4 MiB together by default: 1k-pair chunks stay in cache and were ~3x faster than 100k-pair chunks).
+    (4 MiB together by default: 1k-pair float32 chunks stay in cache and were ~3x faster than 100k-pair chunks).
 
     ``_compact`` has already checked the indices (``mode="wrap"`` then only skips numpy's buffered bounds check)."""
-    buf_a = np.empty((min(chunk, len(idx_a)), feats.shape[1]), dtype=np.float32)
+    buf_a = np.empty((min(chunk, len(idx_a)), feats.shape[1]), dtype=feats.dtype)
     buf_b = np.empty_like(buf_a)
     for start in range(0, len(idx_a), chunk):
         ia, ib = idx_a[start:start + chunk], idx_b[start:start + chunk]
