@@ -180,6 +180,10 @@ def _roc_counts(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.nd
     s, y = check_scores_labels(scores, labels)
     if is_torch(scores) and scores.is_cuda:
         return _roc_counts_torch(scores, y)
+    native = to_numpy(scores)
+    if native.dtype == np.float32:  # same order and values as in float64 (exact widening), half the sort's work
+        fps, tps, thr = _roc_counts_numpy(native, y)
+        return fps, tps, thr.astype(np.float64)
     return _roc_counts_numpy(s, y)
 
 
