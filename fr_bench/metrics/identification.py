@@ -377,7 +377,11 @@ def _distractor_pass(probe: Any, distractors: Any, block_size: int, device: torc
     n_d = int(d.shape[0])
     for start in range(0, n_d, block_size):
         blk = d[start:start + block_size].to(device=pn.device, dtype=dtype)
-        s = pn @ _normalise(blk, f"distractors[{start}:{start + blk.shape[0]}]").T
+        bn = _normalise(blk, f"distractors[{start}:{start + blk.shape[0]}]")
+        if pn.device.type == "cpu":  # numpy's BLAS is the faster CPU GEMM here (measured in bench/metrics_bench.py)
+            s = torch.from_numpy(pn.numpy() @ bn.numpy().T)
+        else:
+            s = pn @ bn.T
         torch.maximum(best, s.max(dim=1).values, out=best)
         if keep_top:
             flat = s.reshape(-1)
