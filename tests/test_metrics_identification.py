@@ -239,7 +239,11 @@ def test_distractor_verification_matches_full_impostor_list():
         assert pt.tar == np.sum(gen > th) / gen.size
         assert pt.far == np.sum(imp > th) / imp.size and pt.far <= f
     for block in (1, 64):  # few scores kept: the per-row lower bound of the k-th largest is used
-        assert distractor_verification(p, pid, d, fars=(1e-3,), block_size=block)[1e-3] == got[1e-3]
+        other = distractor_verification(p, pid, d, fars=(1e-3,), block_size=block)[1e-3]
+        # BLAS may round a dot product differently for another block shape (1 ulp): counts must not move
+        assert (other.tar, other.far, other.n_genuine, other.n_impostor) == (
+            got[1e-3].tar, got[1e-3].far, got[1e-3].n_genuine, got[1e-3].n_impostor)
+        assert other.threshold == pytest.approx(got[1e-3].threshold, rel=1e-12)
     with pytest.warns(UserWarning, match="not resolvable"):
         assert math.isnan(distractor_verification(p, pid, d, fars=(1e-6,))[1e-6].tar)
 
