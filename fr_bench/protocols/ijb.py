@@ -605,7 +605,7 @@ class IJBVerification(IJBBase):
                                 conventions={"tar": tar_conv, "score": "cosine of L2-normalised template features",
                                              **self.pooling_conventions(pooling)})
         units = self.resampling_units()
-        score_verification(result, scores.astype(np.float64), self.labels, fars=fars, convention=tar_conv,
+        score_verification(result, scores, self.labels, fars=fars, convention=tar_conv,
                            units=units, ci=ci, n_boot=n_boot, seed=seed)
         result.details["counts"].update({"images": len(self.meta.names), "templates": self.layout.n_templates,
                                          "pairs": len(self.labels)})
