@@ -150,7 +150,7 @@ def evaluate_model(
             "flip": flip_used,
         }
         cache_dir = prepare_kwargs.get("cache_dir") or _extract.default_cache_dir()
-        scores_file = str(save_scores(Path(cache_dir) / "scores", key, result.scores))
+        scores_file = str(save_scores(cache_dir, key, result.scores))
 
     record = results.StoredResult(
         model={
