@@ -24,7 +24,8 @@ from writers import (
 from fr_bench.align import ARCFACE_TEMPLATE, align_face
 from fr_bench.protocols import load_protocol, load_spec
 from fr_bench.protocols.base import ProtocolError
-from fr_bench.protocols.pairs import OPTIMISTIC_FLAG, PairProtocol, contiguous_folds, far_name
+from fr_bench.protocols.pairs import OPTIMISTIC_FLAG, PairProtocol, contiguous_folds
+from fr_bench.protocols.scoring import far_name
 
 # ------------------------------------------------------------------------------------------------ helpers
 

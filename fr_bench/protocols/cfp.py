@@ -26,10 +26,9 @@ from fr_bench.protocols.pairs import (
     FROM_SPEC,
     PairProtocol,
     as_bool,
-    bin_protocol,
     expected_count,
     file_pair_protocol,
-    find_bin,
+    pack_or_official,
     require_root,
 )
 
@@ -150,24 +149,11 @@ def load(
     base = require_root(root, spec)
     aligned_b = as_bool(aligned, "aligned")
     allow_b = as_bool(allow_missing, "allow_missing")
-    if format not in ("auto", "official", "bin"):
-        raise ValueError(f"option format={format!r}: choose auto, official or bin")
-    bin_names = spec.get("files", {}).get("bin", [])
-    bin_names = [bin_names] if isinstance(bin_names, str) else list(bin_names)
-    pack = find_bin(base, bin_names)
-    has_tree = base.is_dir() and (base / "Protocol").is_dir()
-    if format == "auto":
-        format = "official" if has_tree and (landmarks is not None or aligned_b or pack is None) else "bin"
-        if format == "bin" and pack is None:
-            raise ProtocolError(f"{base}: found neither Protocol/ (official CFP tree) nor {', '.join(bin_names)}")
-    if format == "bin":
-        if pack is None:
-            raise ProtocolError(f"{base}: no {' or '.join(bin_names)} found")
-        if landmarks is not None or aligned_b:
-            raise ValueError("options landmarks/aligned apply to the official tree, not to a .bin pack")
-        return bin_protocol(pack, spec, expected_pairs=expected_pairs)
-    if not has_tree:
-        raise ProtocolError(f"{base / 'Protocol'}: CFP Protocol folder not found")
-    return official_protocol(
-        base, spec, landmarks=landmarks, aligned=aligned_b, allow_missing=allow_b, expected_pairs=expected_pairs
+    return pack_or_official(
+        base, spec, format, official_found=base.is_dir() and (base / "Protocol").is_dir(),
+        official_what="Protocol/ (the CFP tree)", landmarks=landmarks, aligned=aligned_b,
+        expected_pairs=expected_pairs,
+        build_official=lambda: official_protocol(
+            base, spec, landmarks=landmarks, aligned=aligned_b, allow_missing=allow_b, expected_pairs=expected_pairs
+        ),
     )

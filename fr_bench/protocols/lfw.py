@@ -25,10 +25,9 @@ from fr_bench.protocols.pairs import (
     FROM_SPEC,
     PairProtocol,
     as_bool,
-    bin_protocol,
     expected_count,
     file_pair_protocol,
-    find_bin,
+    pack_or_official,
     require_root,
 )
 
@@ -186,32 +185,13 @@ def load(
     base = require_root(root, spec)
     aligned_b = as_bool(aligned, "aligned")
     allow_b = as_bool(allow_missing, "allow_missing")
-    bin_names = spec.get("files", {}).get("bin", ["lfw.bin"])
-    bin_names = [bin_names] if isinstance(bin_names, str) else list(bin_names)
-    if format not in ("auto", "official", "bin"):
-        raise ValueError(f"option format={format!r}: choose auto, official or bin")
-    pack = find_bin(base, bin_names)
-    has_pairs = base.is_dir() and (base / pairs_file).is_file()
-    if format == "auto":
-        if base.is_file() and pack is None:
-            raise ProtocolError(f"{base}: an LFW root file must be a .bin pack")
-        wants_official = has_pairs and (landmarks is not None or aligned_b or pack is None)
-        format = "official" if wants_official else "bin"
-        if format == "bin" and pack is None:
-            raise ProtocolError(
-                f"{base}: found neither {pairs_file} (official layout) nor {', '.join(bin_names)} (insightface pack)"
-            )
-    if format == "bin":
-        if pack is None:
-            raise ProtocolError(f"{base}: no {' or '.join(bin_names)} found")
-        if landmarks is not None or aligned_b:
-            raise ValueError("options landmarks/aligned apply to the official layout, not to a .bin pack")
-        return bin_protocol(pack, spec, expected_pairs=expected_pairs)
-    if not has_pairs:
-        raise ProtocolError(f"{base / pairs_file}: LFW pair file not found")
-    return official_protocol(
-        base, spec, pairs_file=pairs_file, image_dir=image_dir, landmarks=landmarks, aligned=aligned_b,
-        allow_missing=allow_b, expected_pairs=expected_pairs,
+    return pack_or_official(
+        base, spec, format, official_found=base.is_dir() and (base / pairs_file).is_file(), official_what=pairs_file,
+        landmarks=landmarks, aligned=aligned_b, expected_pairs=expected_pairs,
+        build_official=lambda: official_protocol(
+            base, spec, pairs_file=pairs_file, image_dir=image_dir, landmarks=landmarks, aligned=aligned_b,
+            allow_missing=allow_b, expected_pairs=expected_pairs,
+        ),
     )
 
 

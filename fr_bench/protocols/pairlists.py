@@ -28,10 +28,9 @@ from fr_bench.protocols.pairs import (
     FROM_SPEC,
     PairProtocol,
     as_bool,
-    bin_protocol,
     expected_count,
     file_pair_protocol,
-    find_bin,
+    pack_or_official,
     require_root,
 )
 
@@ -135,31 +134,13 @@ def _load(
     base = require_root(root, spec)
     aligned_b = as_bool(aligned, "aligned")
     allow_b = as_bool(allow_missing, "allow_missing")
-    if format not in ("auto", "official", "bin"):
-        raise ValueError(f"option format={format!r}: choose auto, official or bin")
-    files = spec.get("files", {})
-    bin_names = files.get("bin", [])
-    bin_names = [bin_names] if isinstance(bin_names, str) else list(bin_names)
-    pack = find_bin(base, bin_names)
-    has_list = pair_file is not None and base.is_dir() and (base / pair_file).is_file()
-    if format == "auto":
-        format = "official" if has_list and (landmarks is not None or aligned_b or pack is None) else "bin"
-        if format == "bin" and pack is None:
-            wanted = ", ".join(bin_names + ([pair_file] if pair_file else []))
-            raise ProtocolError(f"{base}: none of {wanted} found")
-    if format == "bin":
-        if pack is None:
-            raise ProtocolError(f"{base}: no {' or '.join(bin_names)} found")
-        if landmarks is not None or aligned_b:
-            raise ValueError("options landmarks/aligned apply to image lists, not to a .bin pack")
-        return bin_protocol(pack, spec, expected_pairs=expected_pairs)
-    if pair_file is None:
-        raise ProtocolError(f"{spec.get('name')}: no official text pair list is supported; use the .bin pack")
-    if not has_list:
-        raise ProtocolError(f"{base / pair_file}: pair list not found")
-    return _list_protocol(
-        base, spec, pair_file, image_dir=image_dir, landmarks=landmarks, aligned=aligned_b, allow_missing=allow_b,
-        expected_pairs=expected_pairs,
+    return pack_or_official(
+        base, spec, format, official_found=pair_file is not None and base.is_dir() and (base / pair_file).is_file(),
+        official_what=pair_file or "", landmarks=landmarks, aligned=aligned_b, expected_pairs=expected_pairs,
+        build_official=lambda: _list_protocol(
+            base, spec, pair_file, image_dir=image_dir, landmarks=landmarks, aligned=aligned_b,
+            allow_missing=allow_b, expected_pairs=expected_pairs,
+        ),
     )
 
 

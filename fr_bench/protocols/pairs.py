@@ -46,7 +46,7 @@ from __future__ import annotations
 import copy
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,6 @@ from fr_bench.protocols.base import ImageSource, Protocol, ProtocolError, Protoc
 from fr_bench.protocols.scoring import (
     Units,
     accuracy_interval,
-    far_name,  # re-exported: metric names (tests and loaders import it from here)
     pair_arrays,
     score_verification,
 )
@@ -441,6 +440,50 @@ def bin_protocol(
     return PairProtocol(
         spec, images, pairs, issame, contiguous_folds(n, k), n_folds=k, data_files=[str(path)], source="bin"
     )
+
+
+def pack_or_official(
+    base: Path,
+    spec: Mapping[str, Any],
+    format: str,
+    *,
+    official_found: bool,
+    official_what: str,
+    landmarks: str | None,
+    aligned: bool,
+    expected_pairs: Any,
+    build_official: Callable[[], PairProtocol],
+) -> PairProtocol:
+    """The one rule for benchmarks shipped both as an official layout and as an insightface ``.bin`` pack.
+
+    ``format``: ``"bin"``, ``"official"`` or ``"auto"``, which takes the official layout when it is present
+    (``official_found``) and either ``landmarks``/``aligned`` says how to align its images or no pack exists, and the
+    pack otherwise. ``official_what`` names the official files in error messages; ``build_official`` builds that
+    protocol. Packs are looked up under the spec's ``[files] bin`` names.
+    """
+    if format not in ("auto", "official", "bin"):
+        raise ValueError(f"option format={format!r}: choose auto, official or bin")
+    bin_names = spec.get("files", {}).get("bin", [])
+    bin_names = [bin_names] if isinstance(bin_names, str) else list(bin_names)
+    pack = find_bin(base, bin_names)
+    if format == "auto":
+        if base.is_file() and pack is None:
+            raise ProtocolError(f"{base}: a {spec.get('name', 'protocol')} root file must be a .bin pack")
+        format = "official" if official_found and (landmarks is not None or aligned or pack is None) else "bin"
+        if format == "bin" and pack is None:
+            wanted = f"{official_what} (official layout) nor " if official_what else ""
+            raise ProtocolError(f"{base}: found neither {wanted}{', '.join(bin_names)} (insightface pack)"
+                                if wanted else f"{base}: no {' or '.join(bin_names)} found")
+    if format == "bin":
+        if pack is None:
+            raise ProtocolError(f"{base}: no {' or '.join(bin_names)} found")
+        if landmarks is not None or aligned:
+            raise ValueError("options landmarks/aligned apply to the official layout, not to a .bin pack")
+        return bin_protocol(pack, spec, expected_pairs=expected_pairs)
+    if not official_found:
+        raise ProtocolError(f"{base}: {official_what or 'no official layout is supported for this benchmark'}"
+                            f"{' not found' if official_what else '; use the .bin pack'}")
+    return build_official()
 
 
 def find_bin(root: Path, names: Sequence[str]) -> Path | None:
