@@ -3,7 +3,9 @@
 Embeddings
 ----------
 One HDF5 file per *identity*: model fingerprint (model bytes + input contract), preprocessing contract, flip
-setting, and the image-list fingerprint (sha256 of the image keys joined by newlines). The file is
+setting, the image-list fingerprint (sha256 of the image keys joined by newlines), the source's recipe digest (the
+alignment landmarks behind the keys; a ``.bin`` pack's member bytes), its colour space, the CUDA autocast dtype and,
+from the runner, the provenance hash of the protocol's files (the extractor builds the identity). The file is
 ``<cache_dir>/embeddings/<sha256 of the identity>.h5`` and holds
 
 * ``features`` (N, D) float32 -- raw features in image order (rows not yet computed are NaN);
@@ -14,8 +16,9 @@ Crash safety: a batch's rows are written to ``features`` and flushed *before* th
 flushed, so a crash between the two leaves rows that are recomputed, never half-written rows that are served.
 On open, a file whose identity or shapes differ, or that HDF5 cannot read (corrupt, truncated), is discarded with a
 warning and recreated. A changed model file, preprocessing, flip or image list changes the identity, hence the file
-name; the stored identity is checked as well, so stale rows are never served. Note that the image list is
-fingerprinted by its keys: an image whose bytes change under the same key is not detected.
+name; the stored identity is checked as well, so stale rows are never served. Note that image files are
+fingerprinted by key (and, through the runner's provenance hash, by the names and sizes of the image tree): an image
+rewritten in place with the same size under the same key is not detected.
 
 Concurrency: one writer per file, enforced with an OS file lock (``<file>.lock``, released if the process dies).
 A second process that finds the lock taken computes without the cache (it neither reads nor writes it) and warns.

@@ -28,6 +28,7 @@ after every batch and resume from the last completed batch.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from fr_bench.cache import EmbeddingCache, default_cache_dir, entry_digest, image_list_fingerprint
-from fr_bench.models import Embedder, NonFiniteOutputError, load_model
+from fr_bench.models import Embedder, NonFiniteOutputError, amp_dtype, load_model
 
 __all__ = ["Embeddings", "ImageDecodeError", "default_cache_dir", "extract", "shard_rows"]
 
@@ -105,6 +106,15 @@ def shard_rows(rows: np.ndarray, rank: int, world_size: int) -> np.ndarray:
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} outside world of size {world_size}")
     return np.array_split(np.asarray(rows, dtype=np.int64), world_size)[rank]
+
+
+def _recipe_of_refs(source: Any) -> str:
+    """For image sources without ``recipe_digest()``: sha256 of every ref's landmarks (None = already aligned)."""
+    h = hashlib.sha256(b"refs")
+    for i in range(len(source)):
+        lm = getattr(source.ref(i), "landmarks", None)
+        h.update(b"-" if lm is None else np.asarray(lm, dtype=np.float64).tobytes())
+    return h.hexdigest()
 
 
 def _dist() -> tuple[int, int]:
@@ -206,6 +216,7 @@ def extract(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
     skip_bad_images: bool = False,
+    data_fingerprint: str | None = None,
 ) -> Embeddings:
     """Embed every image of ``images`` with ``model`` (an Embedder, or a spec for :func:`load_model`).
 
@@ -213,6 +224,8 @@ def extract(
     ``cache_dir`` enables the HDF5 cache (see :mod:`fr_bench.cache`), None disables it; ``device`` must match the
     embedder's (it is used to load ``model`` when a spec is given). Raises :class:`ImageDecodeError` for a bad image
     unless ``skip_bad_images``, and :class:`~fr_bench.models.NonFiniteOutputError` for NaN/inf features.
+    ``data_fingerprint`` (e.g. the provenance hash of the protocol's files) joins the cache identity: image keys are
+    relative paths, so two copies of a data set under other roots would otherwise share cached rows.
     """
     t0 = time.perf_counter()
     if not isinstance(model, Embedder):
@@ -229,14 +242,22 @@ def extract(
     keys = list(images.keys())
     if len(keys) != n:
         raise ValueError(f"image source lists {len(keys)} keys for {n} images")
+    recipe = getattr(images, "recipe_digest", None)
     identity = {
         "model_fingerprint": model.fingerprint,
         "preprocessing": model.prep.contract_key(),
         "flip": bool(flip),
         "images": image_list_fingerprint(keys),
+        # landmarks (or pack bytes) behind the keys: another landmark file for the same keys gives other crops
+        "recipe": recipe() if callable(recipe) else _recipe_of_refs(images),
+        "color_space": color_space,
+        # autocast changes the features; it applies on CUDA only (see Embedder.embed)
+        "autocast": str(amp_dtype(amp)) if model.input_device.type == "cuda" else "none",
         "n": n,
         "embedding_size": dim,
     }
+    if data_fingerprint is not None:
+        identity["data"] = str(data_fingerprint)
     cache = EmbeddingCache(cache_dir, identity, n, dim, meta={"model": model.name}) if cache_dir else None
     fingerprint = entry_digest(identity)
 

@@ -90,7 +90,35 @@ def prepare(
     Returns ``(protocol, embedder, embeddings, flip_used)``; the conventions table reuses this without a second
     extraction.
     """
+    return _prepare(model, protocol, root, arch=arch, device=device, batch_size=batch_size, flip=flip, amp=amp,
+                    num_workers=num_workers, cache_dir=cache_dir, use_cache=use_cache,
+                    skip_bad_images=skip_bad_images, progress=progress, protocol_options=protocol_options,
+                    model_options=model_options)[:4]
+
+
+def _prepare(
+    model: str,
+    protocol: str,
+    root: str | Path | None = None,
+    *,
+    arch: str | None = None,
+    device: str | None = None,
+    batch_size: int = 128,
+    flip: bool | None = None,
+    amp: bool = True,
+    num_workers: int | None = None,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    skip_bad_images: bool = False,
+    progress: bool = True,
+    protocol_options: Mapping[str, Any] | None = None,
+    model_options: Mapping[str, Any] | None = None,
+):
+    """:func:`prepare`, plus the provenance fingerprint of the protocol's files (5th item). That hash joins the
+    embedding cache's identity: image keys are paths relative to the root, so another copy of the data under
+    another root (other crops, same file names) must not be served the first copy's rows."""
     proto = load_protocol(protocol, root, **dict(protocol_options or {}))
+    data = provenance.protocol_fingerprint(list(proto.data_files), root=root)
     device = device or default_device()
     embedder = load_model(model, arch=arch, device=device, **dict(model_options or {}))
     flip_used = proto.flip_test if flip is None else bool(flip)
@@ -105,8 +133,9 @@ def prepare(
         cache_dir=(cache_dir or _extract.default_cache_dir()) if use_cache else None,
         progress=progress,
         skip_bad_images=skip_bad_images,
+        data_fingerprint=data["combined"],
     )
-    return proto, embedder, emb, flip_used
+    return proto, embedder, emb, flip_used, data
 
 
 def evaluate_model(
@@ -128,14 +157,14 @@ def evaluate_model(
     data hash and conventions, and the result records where: ``frbench compare`` reads them for paired statistics.
     """
     t0 = time.perf_counter()
-    proto, embedder, emb, flip_used = prepare(model, protocol, root, **prepare_kwargs)
+    proto, embedder, emb, flip_used, fingerprint = _prepare(model, protocol, root, **prepare_kwargs)
     t_extract = time.perf_counter()
     result = proto.evaluate(emb.features, emb.norms, conventions=conventions, ci=ci, n_boot=n_boot, seed=seed)
     t_eval = time.perf_counter()
 
     spec = load_spec(protocol)
     data, flags = provenance.annotate_fingerprint(
-        provenance.protocol_fingerprint(list(proto.data_files), root=root), spec.get("known_hashes", []), protocol
+        fingerprint, spec.get("known_hashes", []), protocol
     )
     result.flags.extend(flags)
     result.provenance = data
@@ -148,6 +177,10 @@ def evaluate_model(
             "data": data["combined"],
             "conventions": dict(sorted(result.conventions.items())),
             "flip": flip_used,
+            # the embeddings' identity (autocast, alignment recipe, ...) and the load options (e.g. the folder
+            # protocol's seed) change the scores too: another run must not overwrite this run's file
+            "embeddings": emb.fingerprint,
+            "options": {k: str(v) for k, v in sorted((prepare_kwargs.get("protocol_options") or {}).items())},
         }
         cache_dir = prepare_kwargs.get("cache_dir") or _extract.default_cache_dir()
         scores_file = str(save_scores(cache_dir, key, result.scores))

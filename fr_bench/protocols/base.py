@@ -13,6 +13,7 @@ Loaders never import models; models never import protocols.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -72,6 +73,21 @@ class ImageSource(ABC):
         """Stable keys of all images, in order (the cache fingerprints this list)."""
         return [self.ref(i).key for i in range(len(self))]
 
+    def recipe_digest(self) -> str:
+        """sha256 of what, besides :meth:`keys`, decides the decoded crops: the alignment landmarks of every image.
+
+        The embedding cache's identity includes it, so a new landmark file for the same image keys (another
+        detector) never reuses the old crops' rows. Subclasses with columnar landmarks (or in-memory bytes) override
+        it with a faster equivalent; this default walks :meth:`ref`.
+        """
+        n = len(self)
+        points = [self.ref(i).landmarks for i in range(n)]
+        if all(p is None for p in points):
+            return landmarks_digest(None)
+        # mixed: already-aligned rows as NaN
+        points = [np.full((5, 2), np.nan) if p is None else p for p in points]
+        return landmarks_digest(np.asarray(points, dtype=np.float64).reshape(n, 5, 2))
+
     def __getitem__(self, i: int) -> ImageRef:
         if not -len(self) <= i < len(self):
             raise IndexError(i)
@@ -79,6 +95,14 @@ class ImageSource(ABC):
 
     def __iter__(self):
         return (self.ref(i) for i in range(len(self)))
+
+
+def landmarks_digest(landmarks: Any) -> str:
+    """sha256 of an ``(N, 5, 2)`` landmark array as float64 (``None``: every image already aligned)."""
+    if landmarks is None:
+        return hashlib.sha256(b"aligned").hexdigest()
+    arr = np.ascontiguousarray(np.asarray(landmarks, dtype=np.float64))
+    return hashlib.sha256(f"landmarks{arr.shape}".encode() + arr.tobytes()).hexdigest()
 
 
 def _jsonable(value: Any) -> Any:

@@ -7,7 +7,9 @@ N labels. Packs written under Python 2 hold ``str`` byte strings, hence ``encodi
 Security note: unpickling can run arbitrary code. Packs are read with :class:`RestrictedUnpickler`, which resolves
 only the few globals needed to rebuild the containers above (``bytearray``, numpy ``ndarray``/``dtype`` and
 their reconstructors, numpy scalars for ``numpy.bool_`` labels, ``_codecs.encode`` used by protocol-2 ``bytes``) and
-refuses every other global with an error naming the file and the refused name. Never open a pack from an
+refuses every other global with an error naming the file and the refused name. ``numpy.ndarray`` resolves to a
+token accepted only by ``_reconstruct``: called directly with a buffer, the class would build object arrays whose
+pointers come from the file. Never open a pack from an
 untrusted source with plain ``pickle.load``.
 """
 
@@ -33,16 +35,43 @@ def _numpy_attr(names: tuple[str, ...], attr: str) -> Any:
     raise ImportError(f"numpy provides none of {names} . {attr}")
 
 
+class _NdarrayName:
+    """What the global ``numpy.ndarray`` resolves to: a token, not the class.
+
+    A pickled array names ``numpy.ndarray`` only as the first argument of ``_reconstruct``. Handing out the class
+    itself would let a crafted pickle CALL it, ``numpy.ndarray(shape, object, buffer)``, which makes an object array
+    whose pointers are bytes of the file (memory corruption, a crash or worse, on first access)."""
+
+    def __repr__(self) -> str:
+        return "<numpy.ndarray, as named in a .bin pack>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise pickle.UnpicklingError("refused to call numpy.ndarray directly (it would build arrays from raw file "
+                                     "bytes); a .bin pack's arrays are rebuilt with _reconstruct or _frombuffer")
+
+
+_NDARRAY = _NdarrayName()
+
+
+def _guarded_reconstruct(reconstruct: Any) -> Any:
+    def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+        if subtype is not _NDARRAY:
+            raise pickle.UnpicklingError(f"refused: _reconstruct of {subtype!r}; only numpy.ndarray is allowed")
+        return reconstruct(np.ndarray, shape, dtype)
+
+    return _reconstruct
+
+
 def _allowed_globals() -> dict[tuple[str, str], Any]:
     multiarray = ("numpy._core.multiarray", "numpy.core.multiarray")
     numeric = ("numpy._core.numeric", "numpy.core.numeric")
-    reconstruct = _numpy_attr(multiarray, "_reconstruct")
+    reconstruct = _guarded_reconstruct(_numpy_attr(multiarray, "_reconstruct"))
     scalar = _numpy_attr(multiarray, "scalar")
     frombuffer = _numpy_attr(numeric, "_frombuffer")
     import _codecs
 
     allowed: dict[tuple[str, str], Any] = {
-        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "ndarray"): _NDARRAY,
         ("numpy", "dtype"): np.dtype,
         ("builtins", "bytearray"): bytearray,
         ("__builtin__", "bytearray"): bytearray,

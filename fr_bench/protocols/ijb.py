@@ -419,6 +419,12 @@ class ArrayImageSource(ImageSource):
     def keys(self) -> list[str]:
         return self.rel_paths.tolist()
 
+    def recipe_digest(self) -> str:
+        """The landmarks every image is warped with (see :meth:`ImageSource.recipe_digest`)."""
+        from fr_bench.protocols.base import landmarks_digest
+
+        return landmarks_digest(self.landmarks)
+
     def load(self, i: int) -> np.ndarray:
         from fr_bench.protocols.images import check_crop, read_image_file
 

@@ -9,6 +9,7 @@ Landmark files (:func:`read_landmarks`) use the layout of IJB-B/C ``*_name_5pts_
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +19,14 @@ import numpy as np
 from PIL import Image
 
 from fr_bench.align import align_face
-from fr_bench.protocols.base import CROP_SIZE, ImageRef, ImageSource, ProtocolError, file_error
+from fr_bench.protocols.base import (
+    CROP_SIZE,
+    ImageRef,
+    ImageSource,
+    ProtocolError,
+    file_error,
+    landmarks_digest,
+)
 
 #: File name endings recognised as images when scanning folders.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -163,6 +171,10 @@ class FileImageSource(ImageSource):
             lm = tuple((float(x), float(y)) for x, y in self.landmarks[i])
         return ImageRef(key=self.key_prefix + self.relpaths[i], source=str(self.path(i)), landmarks=lm)
 
+    def recipe_digest(self) -> str:
+        """The landmarks every image is warped with (see :meth:`ImageSource.recipe_digest`)."""
+        return landmarks_digest(self.landmarks)
+
     def load(self, i: int) -> np.ndarray:
         img = read_image_file(self.path(i))
         if self.landmarks is not None:
@@ -221,6 +233,16 @@ class BinPackImageSource(ImageSource):
 
     def ref(self, i: int) -> ImageRef:
         return ImageRef(key=f"{Path(self.path).name}#{i}", source=self.path, member=i)
+
+    def recipe_digest(self) -> str:
+        """sha256 of the members' encoded bytes: keys (``lfw.bin#i``) cannot tell two different copies of one pack
+        apart, so the embedding cache must see the content (the crops need no alignment)."""
+        h = hashlib.sha256(b"binpack")
+        for item in self._members():
+            raw = item.tobytes() if isinstance(item, np.ndarray) else bytes(item)
+            h.update(len(raw).to_bytes(8, "little"))
+            h.update(raw)
+        return h.hexdigest()
 
     def load(self, i: int) -> np.ndarray:
         where = f"{self.path}#{i}"
