@@ -55,6 +55,12 @@ def compare_records(
             f"{rec_a.protocol_name}: the two results were computed on different data "
             f"({rec_a.data_hash} vs {rec_b.data_hash}); a paired comparison needs the same pairs"
         )
+    opts_a, opts_b = rec_a.protocol.get("options", {}), rec_b.protocol.get("options", {})
+    if opts_a != opts_b:
+        raise ComparisonError(
+            f"{rec_a.protocol_name}: the two results were loaded with different protocol options ({opts_a} vs "
+            f"{opts_b}); a paired comparison needs the same pairs"
+        )
     arr_a, arr_b = _load_arrays(rec_a), _load_arrays(rec_b)
     ma, mb = rec_a.result.metrics, rec_b.result.metrics
     rows: list[dict[str, Any]] = []

@@ -278,15 +278,25 @@ def extract(
         bar = tqdm(total=n, initial=n - len(todo_rows), unit="img", desc=f"embedding [{model.name}]",
                    disable=not progress or rank != 0, dynamic_ncols=True)
         t_compute = time.perf_counter()
+        failure: str | None = None
         with bar:
-            rows, feats, skipped, parts = _compute(
-                images, model, mine, batch_size=batch_size, num_workers=num_workers, flip=flip, amp=amp,
-                skip_bad_images=skip_bad_images, cache=cache if world == 1 else None, bar=bar,
-                color_space=color_space,
-            )
+            try:
+                rows, feats, skipped, parts = _compute(
+                    images, model, mine, batch_size=batch_size, num_workers=num_workers, flip=flip, amp=amp,
+                    skip_bad_images=skip_bad_images, cache=cache if world == 1 else None, bar=bar,
+                    color_space=color_space,
+                )
+            except Exception as exc:  # under torchrun the other ranks wait in all_gather: tell them, then stop all
+                if world == 1:
+                    raise
+                failure = f"rank {rank}: {type(exc).__name__}: {exc}"
+                rows, feats, skipped, parts = mine[:0], np.empty((0, dim), np.float32), [], {}
         if world > 1:
             gathered: list[Any] = [None] * world
-            torch.distributed.all_gather_object(gathered, (rows, feats, skipped))
+            torch.distributed.all_gather_object(gathered, (rows, feats, skipped, failure))
+            failures = [g[3] for g in gathered if g[3]]
+            if failures:
+                raise RuntimeError("extraction failed on " + "; ".join(failures))
             rows = np.concatenate([g[0] for g in gathered])
             feats = np.concatenate([g[1] for g in gathered])
             skipped = sorted(s for g in gathered for s in g[2])

@@ -88,3 +88,17 @@ def test_compare_refuses_different_protocols(tmp_path):
     b = StoredResult(model={"name": "b"}, protocol={"name": "demo"}, result=ProtocolResult("demo", {}))
     with pytest.raises(ComparisonError, match="different protocols"):
         compare_records(a, b)
+
+
+def test_compare_refuses_different_protocol_options():
+    from fr_bench.comparison import ComparisonError, compare_records
+    from fr_bench.protocols import ProtocolResult
+    from fr_bench.results import StoredResult
+
+    data = {"combined": "abc"}
+    a = StoredResult(model={"name": "a"}, protocol={"name": "folder", "options": {"seed": "0"}, "data": data},
+                     result=ProtocolResult("folder", {}))
+    b = StoredResult(model={"name": "b"}, protocol={"name": "folder", "options": {"seed": "1"}, "data": data},
+                     result=ProtocolResult("folder", {}))
+    with pytest.raises(ComparisonError, match="different protocol options"):
+        compare_records(a, b)

@@ -236,3 +236,30 @@ def test_bf16_on_cuda_is_close_to_float32():
     bf16 = extract(ArraySource(imgs), emb, amp="bf16", num_workers=0, progress=False)
     cos = np.sum(f32.features * bf16.features, 1) / f32.norms / bf16.norms
     assert cos.min() > 0.99
+
+
+def _failing_worker(rank: int, world: int, port: int, imgs: np.ndarray, queue) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                                         world_size=world)
+    try:
+        torch.set_num_threads(1)
+        source = ArraySource(imgs, fail={6: ValueError("broken bytes")})  # row 6 is in rank 1's shard
+        try:
+            extract(source, tiny_embedder(), batch_size=2, num_workers=0, progress=False)
+            queue.put((rank, "no error"))
+        except RuntimeError as exc:
+            queue.put((rank, str(exc)))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_a_bad_image_on_one_rank_stops_every_rank_instead_of_hanging():
+    imgs = random_crops(7, seed=4)
+    ctx = torch.multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = torch.multiprocessing.start_processes(
+        _failing_worker, args=(2, _free_port(), imgs, queue), nprocs=2, join=False, start_method="spawn")
+    results = sorted(queue.get(timeout=120) for _ in range(2))
+    procs.join(timeout=60)
+    for _rank, message in results:
+        assert "rank 1" in message and "cannot decode image 6" in message and "broken bytes" in message
