@@ -214,3 +214,82 @@ def test_torch_scores_give_the_numpy_intervals():
     ref = unc.bootstrap_tar_at_far(s, y, a, b, fars=(0.01, 0.1), n_boot=30)
     assert unc.bootstrap_tar_at_far(torch.from_numpy(s), torch.from_numpy(y), a, b, fars=(0.01, 0.1),
                                     n_boot=30) == ref
+
+
+def _top_impostors_of_one_unit_pair(seed):
+    """3,000 impostor pairs of units (0, 1) above 3,000 of units (2, 3), genuine pairs within each unit: a
+    replicate that drops unit 0 or 1 gives weight 0 to every impostor at the top of the sorted list."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    a = np.r_[np.zeros(n, int), np.full(n, 2), np.arange(4).repeat(500)]
+    b = np.r_[np.ones(n, int), np.full(n, 3), np.arange(4).repeat(500)]
+    s = np.r_[rng.uniform(0.5, 0.6, n), rng.uniform(0.0, 0.4, n), rng.uniform(0.3, 1.0, 2000)]
+    return s, a == b, a, b
+
+
+def test_unresolvable_target_beside_zero_weight_top_impostors_gives_nan_not_an_error():
+    # FAR 1e-5 with 6,000 impostors allows no false accept in any replicate (k = 0): the replicate's window must
+    # still grow past the zero-weight top impostors (it stayed 2 x margin wide and raised RuntimeError)
+    s, y, a, b = _top_impostors_of_one_unit_pair(0)
+    w = unc.draw_unit_weights(4, 20, seed=0)
+    assert ((w[:, 0] == 0) | (w[:, 1] == 0)).any()
+    with pytest.warns(UserWarning, match="not resolvable"):
+        res = unc.bootstrap_tar_at_far(s, y, a, b, fars=(1e-5, 0.1), n_boot=20, seed=0)
+    assert math.isnan(res[1e-5].point) and math.isnan(res[1e-5].low) and math.isnan(res[1e-5].high)
+    weights = [_pair_weights(w[r], a, b) for r in range(20)]
+    reps = [_brute_tar(s, y, pw, (0.1,), "strict")[0] for pw in weights if pw[y].sum() and pw[~y].sum()]
+    lo, hi = np.quantile(reps, [0.025, 0.975])
+    assert (res[0.1].low, res[0.1].high) == pytest.approx((lo, hi), abs=1e-12)
+
+
+@pytest.mark.parametrize("convention", ["strict", "interpolated"])
+def test_window_grows_when_the_threshold_sits_at_the_anchor(convention, monkeypatch):
+    # anchored windows with a 1-position margin: a replicate whose count still to go past the anchor is 0 (k equal
+    # to the weighted count before the anchor) must widen its window on retry, not loop until RuntimeError
+    monkeypatch.setattr(unc, "_ANCHOR_MIN", 20)
+    monkeypatch.setattr(unc, "_CHUNK_ROWS", 1)
+    monkeypatch.setattr(unc, "_WINDOW_MARGIN", 1)
+    s, y, a, b = _top_impostors_of_one_unit_pair(1)
+    fars = (0.01, 0.3, 0.5)
+    d, dev = unc._prepare(s, y, a, b)
+    w = unc.draw_unit_weights(4, 30, seed=1)
+    got = unc._tar_replicates(d, w, fars, convention, dev, initial_length=10)
+    for r in range(w.shape[0]):
+        pw = _pair_weights(w[r], a, b)
+        if pw[y].sum() and pw[~y].sum():
+            np.testing.assert_allclose(got[:, r], _brute_tar(s, y, pw, fars, convention), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("initial_length", [1, 2, 3, 10])
+def test_nearest_replicates_on_a_short_slice_of_coarse_scores(initial_length):
+    # integer scores: a few big tie groups, so a replicate's curve on the first slice can have fewer than three
+    # points; its points near the slice end are provisional and must trigger a longer slice, not be read
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 8, 300)
+    b = np.where(rng.random(300) < 0.3, a, rng.integers(0, 8, 300))
+    y = a == b
+    s = np.round(rng.standard_normal(300) + 1.5 * y)
+    fars = (0.05, 0.1, 0.3, 0.5, 0.9)
+    d, dev = unc._prepare(s, y, a, b)
+    w = unc.draw_unit_weights(8, 10, seed=4)
+    got = unc._tar_replicates(d, w, fars, "nearest", dev, initial_length=initial_length)
+    for r in range(w.shape[0]):
+        pw = _pair_weights(w[r], a, b)
+        if pw[y].sum() and pw[~y].sum():
+            np.testing.assert_allclose(got[:, r], _brute_tar(s, y, pw, fars, "nearest"), rtol=0, atol=1e-12)
+
+
+def test_weighted_count_stays_exact_beyond_float32_integers(monkeypatch):
+    # the dense unit x unit product ran in float32, exact only while every partial sum stays below 2**24; a
+    # weighted count past that (a heavily drawn unit with many pairs) must still be the exact integer
+    a = np.array([0, 0, 0, 1, 2, 3, 1, 2])
+    b = np.array([1, 1, 2, 2, 3, 0, 1, 2])  # the last two: same-unit pairs (linear weight)
+    s = np.linspace(0.0, 1.0, a.size)
+    y = a == b
+    d, _ = unc._prepare(s, y, a, b)
+    w = np.array([[2 ** 24 + 1, 3, 1, 2], [1, 1, 1, 1], [0, 2 ** 25 + 3, 5, 0]], dtype=np.int64)
+    direct = [int(sum(int(w[r, i]) * (1 if i == j else int(w[r, j])) for i, j in zip(a[~y], b[~y])))
+              for r in range(w.shape[0])]
+    np.testing.assert_array_equal(d.impostor_totals(w), direct)  # dense path
+    monkeypatch.setattr(unc, "_DENSE_UNITS", 0)  # sparse path
+    np.testing.assert_array_equal(d.impostor_totals(w), direct)

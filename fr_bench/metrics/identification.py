@@ -13,6 +13,9 @@ Conventions, stated once:
 - Open-set alarm rule: a search raises an alarm at threshold ``t`` when its score is strictly greater than ``t``
   (``score > t``). Rates are integer counts over integer totals; a target rate ``r`` over ``n`` searches allows
   ``floor(r * n)`` alarms, computed in exact decimal arithmetic (``0.29 * 100`` allows 29, not 28).
+- Ties are decided on the computed float scores. Two mathematically equal similarities (a duplicated feature
+  vector in the gallery or among the distractors) can differ by one ulp, since BLAS rounds a dot product
+  differently depending on where it sits in the matrix product, so such a tie is not guaranteed to be seen as one.
 """
 
 from __future__ import annotations

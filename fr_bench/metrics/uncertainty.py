@@ -210,9 +210,11 @@ class _Pairs:
 
             counts = sp.csr_matrix((np.ones(ca.size), (ca, cb)), shape=(n_u, n_u))
             total += np.einsum("ur,ur->r", counts @ wf.T, wf.T)
-        else:  # integer counts and weights: the float32 product is exact (entries far below 2**24)
-            counts = np.bincount(ca * n_u + cb, minlength=n_u * n_u).astype(np.float32).reshape(n_u, n_u)
-            total += np.einsum("ru,ru->r", (w.astype(np.float32) @ counts).astype(np.float64), wf)
+        else:  # integer counts and weights: float32 is exact while every partial sum stays below 2**24
+            counts = np.bincount(ca * n_u + cb, minlength=n_u * n_u).reshape(n_u, n_u)
+            exact32 = int(w.max(initial=0)) * int(counts.sum(axis=0).max()) < (1 << 24)
+            ft = np.float32 if exact32 else np.float64
+            total += np.einsum("ru,ru->r", (w.astype(ft) @ counts.astype(ft)).astype(np.float64), wf)
         return np.rint(total).astype(np.int64)
 
     def impostor_totals(self, w: np.ndarray) -> np.ndarray:
@@ -284,13 +286,13 @@ def _vectorised_tar(d: _Pairs, w: np.ndarray, n_imp_w: np.ndarray, fracs: list[F
         sl = d.top(int(1.25 * expected) + 4096)
         anchor = 0 if expected < _ANCHOR_MIN else sl.group_start(min(expected, sl.n - 1))
         base_all = d.weighted_count(w, sl.a[:anchor], sl.b[:anchor]) if anchor else np.zeros(w.shape[0], np.int64)
-        todo, slack = np.arange(w.shape[0]), 1.25
+        todo, slack, margin = np.arange(w.shape[0]), 1.25, _WINDOW_MARGIN
         while todo.size:
             offset = k_all[todo] - base_all[todo]  # weighted count still to go past the anchor
             by_offset = np.argsort(offset, kind="stable")  # chunks of similar offsets get narrow windows
             todo, offset = todo[by_offset], offset[by_offset]
             span = int(offset.max() - offset.min()) + int(slack * np.abs(offset).max())
-            chunk = max(1, _CHUNK_ELEMENTS // (span + 4 * _WINDOW_MARGIN + 1))
+            chunk = max(1, _CHUNK_ELEMENTS // (span + 4 * margin + 1))
             if anchor:  # windows around an anchor: few similar replicates per chunk keep them narrow
                 chunk = min(chunk, _CHUNK_ROWS)
             failed = []
@@ -298,11 +300,11 @@ def _vectorised_tar(d: _Pairs, w: np.ndarray, n_imp_w: np.ndarray, fracs: list[F
                 rows = todo[start:start + chunk]
                 off_lo, off_hi = int(offset[start:start + chunk].min()), int(offset[start:start + chunk].max())
                 # the weight per impostor position between anchor and threshold is assumed in [1/slack, slack]
-                want_lo = anchor + int(math.floor(off_lo * (slack if off_lo < 0 else 1 / slack))) - _WINDOW_MARGIN
-                want_hi = anchor + int(math.ceil(off_hi * (slack if off_hi > 0 else 1 / slack))) + _WINDOW_MARGIN
+                want_lo = anchor + int(math.floor(off_lo * (slack if off_lo < 0 else 1 / slack))) - margin
+                want_hi = anchor + int(math.ceil(off_hi * (slack if off_hi > 0 else 1 / slack))) + margin
                 if want_hi > sl.n and not sl.complete:
                     sl = d.top(max(want_hi, 2 * sl.n))
-                lo = 0 if want_lo <= 0 else sl.group_start(want_lo)
+                lo = 0 if want_lo <= 0 else sl.group_start(min(want_lo, sl.n - 1))
                 hi = sl.n if want_hi >= sl.n else sl.group_end(want_hi)
                 we = _ext(w[rows], device)
                 # weighted count before lo: the anchor's count -/+ the weights between lo and the anchor
@@ -320,7 +322,9 @@ def _vectorised_tar(d: _Pairs, w: np.ndarray, n_imp_w: np.ndarray, fracs: list[F
                 out[fi, rows] = tar.cpu().numpy()
                 failed.extend(rows[~ok.cpu().numpy()].tolist())
             todo = np.asarray(failed, dtype=np.int64)
-            slack *= 4
+            # the margin grows too: a replicate with nothing left to count past the anchor (offset 0, e.g. k = 0)
+            # whose next weighted impostors lie beyond the margin (zero-weight units) needs a wider window
+            slack, margin = slack * 4, margin * 4
             if todo.size and slack > 1e6:  # cannot happen with consistent inputs; guard against looping
                 raise RuntimeError("bootstrap TAR@FAR: could not place a replicate's threshold")
     return out
@@ -343,7 +347,7 @@ def _merged_slice(d: _Pairs, sl: _Slice) -> dict[str, np.ndarray]:
 def _nearest_one(d: _Pairs, sl: _Slice, m: dict[str, np.ndarray], w_row: np.ndarray, n_imp_w: int,
                  fars: list[float]) -> tuple[np.ndarray, bool]:
     """TAR ("nearest") of one replicate: weighted counts on the merged top slice ``m`` + one closing point for
-    everything below it, read by the verification kernel. ``ok`` is False if a chosen point sits at the slice end."""
+    everything below it, read by the verification kernel. ``ok`` is False unless the reading is final (see below)."""
     we = np.append(w_row.astype(np.int64), 1)
     weight = we[m["a"]] * we[m["b"]]
     n_gen_w = int((we[d.ga] * we[d.gb]).sum())
@@ -355,8 +359,15 @@ def _nearest_one(d: _Pairs, sl: _Slice, m: dict[str, np.ndarray], w_row: np.ndar
         fps, tps, thr = np.append(fps, n_imp_w), np.append(tps, n_gen_w), np.append(thr, -np.inf)
     points = _read_operating_points(fps, tps, thr, n_imp_w, n_gen_w, fars, "nearest")
     tars = np.array([points[f].tar for f in fars])
-    chosen = [points[f].threshold for f in fars if points[f].resolvable]
-    ok = sl.complete or thr.size < 3 or all(t > thr[-3] for t in chosen)
+    if sl.complete:
+        return tars, True
+    if thr.size < 3:  # every point is next to the provisional closing point
+        return tars, False
+    # Exact iff, per target, the chosen point's kept/dropped status is final (it lies at or before the third-last
+    # point, whose neighbours are true points) and the last slice point is already farther from the target than
+    # it (every point beyond the slice has at least that FPR, and later points win ties in the reversed reading).
+    last_fpr = fps[-2] / n_imp_w
+    ok = all(p.threshold >= thr[-3] and last_fpr - f > abs(p.far - f) for f, p in points.items() if p.resolvable)
     return tars, ok
 
 

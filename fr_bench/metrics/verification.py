@@ -584,7 +584,9 @@ def kfold_accuracy(scores: Any, labels: Any, n_folds: int = 10, thresholds: str 
     ``thresholds``:
     - "exact": same iff ``score > t``; ``t`` maximises training accuracy over every gap between distinct training
       scores (midpoints, plus -inf below the minimum and +inf above the maximum): the true optimum, the smallest
-      such threshold on ties. Spread reported: population ``std``.
+      such threshold on ties. The midpoint of training scores ``lo < hi`` is ``lo + (hi - lo) / 2`` in float64
+      (``lo`` if that rounds up to ``hi``); a held-out score lying exactly on it is judged by that float value.
+      Spread reported: population ``std``.
     - "insightface" / "grid": insightface ``verification.py``: squared L2 distance of unit embeddings, computed
       here from cosine scores as ``dist = 2 - 2 * score``; grid ``np.arange(0, 4, 0.01)``; same iff
       ``dist < t`` (i.e. ``score > 1 - t / 2``); the first best grid point. ``fold_thresholds`` are reported in
