@@ -662,3 +662,14 @@ def test_exact_threshold_maximises_training_accuracy(seed, n):
     except ValueError:  # a training split without one class
         return
     assert np.all(exact.train_accuracies >= youden.train_accuracies - 1e-12)
+
+
+def test_bfloat16_tensors_are_widened_not_refused():
+    import torch
+
+    rng = np.random.default_rng(3)
+    labels = np.repeat([1, 0], 500)
+    scores = torch.tensor(np.where(labels == 1, rng.normal(0.6, 0.2, 1000), rng.normal(0.1, 0.2, 1000)),
+                          dtype=torch.bfloat16)
+    widened = scores.float().numpy()
+    assert tar_at_far(scores, labels, fars=(1e-2,)) == tar_at_far(widened, labels, fars=(1e-2,))

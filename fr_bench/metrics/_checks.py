@@ -20,7 +20,10 @@ def is_torch(x: Any) -> bool:
 def to_numpy(x: Any, name: str = "array") -> np.ndarray:
     """A numpy view of ``x`` (numpy array, list or CPU/CUDA torch tensor)."""
     if is_torch(x):
-        return x.detach().cpu().numpy()
+        x = x.detach()
+        if x.dtype in (torch.bfloat16, torch.float16):  # numpy has no bfloat16: widen (exactly) first
+            x = x.float()
+        return x.cpu().numpy()
     return np.asarray(x)
 
 

@@ -272,8 +272,8 @@ def ijb_1n_merged(probe: Any, probe_ids: Any, galleries: Mapping[str, tuple[Any,
     probe must be mated (as in that script, which fails otherwise). Reported:
     - ``"cmc"``: closed-set CMC on the merged gallery (our tie rule; the script's argsort breaks exact ties
       arbitrarily).
-    - ``"rate_at_far"``: for each "FAR" ``f``: ``k = ceil(f * #probes)`` (exact decimal; the script computes it in
-      floats), the threshold is the k-th largest of the ``#probes * (#gallery - 1)`` non-mate entries of the
+    - ``"rate_at_far"``: for each "FAR" ``f``: ``k = ceil(f * #probes)`` computed in floats exactly as the script
+      does (so ``0.1 * 30`` gives 4, not 3: this convention exists to reproduce old tables), the threshold is the k-th largest of the ``#probes * (#gallery - 1)`` non-mate entries of the
       probe x gallery similarity matrix, and the rate is ``#(probes whose mate score > threshold) / #probes``
       regardless of rank. ``"threshold"``: those thresholds. The "FAR" is thus false alarms per probe over the
       non-mated matrix entries, not the FPIR of non-mated searches.
@@ -300,7 +300,7 @@ def ijb_1n_merged(probe: Any, probe_ids: Any, galleries: Mapping[str, tuple[Any,
     mate_col = torch.from_numpy(col_of_code[pc]).to(device)  # every probe is mated (checked by mate_ranks)
     n_p, n_g = pn.shape[0], gn.shape[0]
     n_neg = n_p * (n_g - 1)
-    ks = {float(f): int(math.ceil(Decimal(repr(float(f))) * n_p)) for f in fars}
+    ks = {float(f): int(math.ceil(float(f) * n_p)) for f in fars}  # float arithmetic, as the script
     k_max = max([k for k in ks.values() if 1 <= k <= n_neg], default=0)
     top = torch.empty(0, dtype=dtype, device=device)
     mate_scores = torch.empty(n_p, dtype=dtype, device=device)
