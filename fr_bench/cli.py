@@ -180,27 +180,48 @@ def evaluate(out, name, convention, ci, n_boot, seed, as_json, model, protocol, 
     _print_result(ev)
 
 
+#: Metric-name stems that are rates (printed in percent; the result file keeps fractions).
+_RATE_STEMS = ("accuracy", "tar@", "eer", "auc", "rank", "tpir@", "merged_rate")
+
+
+def _is_rate(key: str) -> bool:
+    return key.rsplit("/", 1)[-1].startswith(_RATE_STEMS)
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None or value != value else f"{100 * float(value):.2f}"
+
+
 def _print_result(ev) -> None:
-    res = ev.result
-    rec = ev.record
+    """The protocol's table: each number (rates in percent), its interval, and the operating point it was read at."""
+    res, rec = ev.result, ev.record
     click.echo(f"{rec.protocol['display_name']}  |  model {rec.model['name']} ({rec.model['format']}, "
                f"{rec.model['embedding_size']}-d)  |  fr_bench {rec.fr_bench_version}")
-    width = max((len(k) for k in res.metrics), default=10)
+    rows = []
     for key, value in res.metrics.items():
-        line = f"  {key:<{width}}  {_fmt(value):>10}"
+        rate = _is_rate(key)
         iv = res.intervals.get(key)
-        if iv:
-            line += f"  [{_fmt(iv.get('low'))}, {_fmt(iv.get('high'))}] ({iv.get('level', 0.95):.0%} CI, {iv.get('unit', '')})"
-        op = res.operating_points.get(key)
-        if op:
-            realised = op.get("far", op.get("fpir"))
-            line += f"  realised {_fmt(realised)} @ threshold {_fmt(op.get('threshold'))}"
-        click.echo(line)
+        op = res.operating_points.get(key) or {}
+        realised = op.get("far", op.get("fpir"))
+        rows.append((
+            key + (" (%)" if rate else ""),
+            _pct(value) if rate else _fmt(value),
+            f"[{_pct(iv.get('low'))}, {_pct(iv.get('high'))}] by {iv.get('unit', '?')}" if iv and rate else "",
+            "" if realised is None else f"{float(realised):.2e}",
+            "" if op.get("threshold") is None else f"{float(op['threshold']):.4f}",
+        ))
+    level = next((iv.get("level") for iv in res.intervals.values()), None)
+    header = ("metric", "value", f"{level:.0%} CI" if level else "", "realised FAR", "threshold")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    for row in [header, *rows]:
+        cells = [row[0].ljust(widths[0])] + [row[i].rjust(widths[i]) for i in range(1, 5)]
+        click.echo("  " + "  ".join(cells).rstrip())
     if res.conventions:
-        click.echo("  conventions: " + ", ".join(f"{g}={c}" for g, c in res.conventions.items()))
+        click.echo("  conventions: " + "; ".join(f"{g} = {c}" for g, c in res.conventions.items()))
     ext = rec.extraction
-    click.echo(f"  extraction: {ext['images']} images on {ext['device']}, "
-               f"{'cache hit' if ext['from_cache'] else _fmt(ext['images_per_s']) + ' images/s'}")
+    speed = "from the cache" if ext["from_cache"] else f"{_fmt(ext['images_per_s'])} images/s"
+    click.echo(f"  extraction: {ext['images']} images on {ext['device']}, {speed}"
+               + (f", {ext['n_skipped']} skipped" if ext.get("n_skipped") else ""))
     for flag in res.flags:
         click.echo(f"  ! {flag}")
     if ev.path is not None:
