@@ -163,3 +163,18 @@ def test_protocols_survey_finds_a_pack_in_a_subfolder(tmp_path):
     res = CliRunner().invoke(main, ["protocols", "--root", str(tmp_path)])
     line = next(x for x in res.output.splitlines() if x.startswith("agedb_30 "))
     assert "not found" in line and "6000" in line  # the count error says what was expected
+
+
+def test_printed_table_shows_percent_intervals_and_operating_points(demo_run, tmp_path):
+    _out, cache, record, _ = demo_run
+    res = CliRunner().invoke(main, ["evaluate", "-m", "sface", "-p", "demo", "--out", str(tmp_path), "--cache-dir",
+                                    str(cache), "-q", "--ci", "--n-boot", "50"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert "realised FAR" in lines[1] and "95% CI" in lines[1]
+    acc = next(line for line in lines if line.strip().startswith("accuracy (%)"))
+    assert f"{100 * record['result']['metrics']['accuracy']:.2f}" in acc and "by pair" in acc
+    tar = next(line for line in lines if line.strip().startswith("tar@far=1e-3"))
+    op = record["result"]["operating_points"]["tar@far=1e-3"]
+    assert f"{op['threshold']:.4f}" in tar
+    assert "from the cache" in res.output
