@@ -247,7 +247,12 @@ def _area_under_curve(fps: np.ndarray, tps: np.ndarray) -> float:
     """Trapezoidal area under the ROC from the counts (with leading point), as one exact integer sum."""
     n_imp, n_gen = fps[-1], tps[-1]
     if np.issubdtype(fps.dtype, np.integer) and np.issubdtype(tps.dtype, np.integer):
-        twice_area = int(np.sum(np.diff(fps) * (tps[1:] + tps[:-1]), dtype=np.int64))
+        # sum_i dF_i (T_i + T_i+1) by parts = sum over the few steps j where T rises (dT_j > 0) of
+        # dT_j * (2 (F_N - F_j+1) + dF_j): O(genuine values) after one diff, the same exact integer
+        d_t = np.diff(tps)
+        j = np.flatnonzero(d_t)
+        dt, f_next = d_t[j], fps[j + 1]
+        twice_area = int(np.sum(dt * (2 * (n_imp - f_next) + (f_next - fps[j])), dtype=np.int64))
         return float(Fraction(twice_area, 2 * int(n_imp) * int(n_gen)))
     return float(np.sum(np.diff(fps) * (tps[1:] + tps[:-1])) / (2.0 * n_imp * n_gen))
 
