@@ -18,6 +18,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,21 @@ def file_error(path: Any, line: int | None, message: str) -> ProtocolError:
     """A :class:`ProtocolError` whose message starts with ``path:line:`` the way compilers print it."""
     where = f"{path}:{line}" if line is not None else f"{path}"
     return ProtocolError(f"{where}: {message}")
+
+
+def require_root(root: Any, spec: Mapping[str, Any], *, folder: bool = False) -> Path:
+    """``root`` as an existing Path (a folder when ``folder``), or an error saying what the protocol expects there."""
+    name = spec.get("name", "protocol")
+    if root is None:
+        hint = spec.get("root_hint", "")
+        raise ProtocolError(f"{name}: needs the benchmark files: pass --root DIR (root= in Python)"
+                            + (f": {hint}" if hint else ""))
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise ProtocolError(f"{path}: {name} root not found")
+    if folder and not path.is_dir():
+        raise file_error(path, None, f"{name}: the root must be a folder ({spec.get('root_hint', '')})")
+    return path
 
 
 @dataclass(frozen=True)

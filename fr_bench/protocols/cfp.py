@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from fr_bench.protocols.base import ProtocolError, file_error
+from fr_bench.protocols.base import ProtocolError, file_error, require_root
 from fr_bench.protocols.pairs import (
     FROM_SPEC,
     PairProtocol,
@@ -29,7 +29,6 @@ from fr_bench.protocols.pairs import (
     expected_count,
     file_pair_protocol,
     pack_or_official,
-    require_root,
 )
 
 N_FOLDS = 10

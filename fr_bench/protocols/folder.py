@@ -26,7 +26,8 @@ import numpy as np
 
 from fr_bench.protocols.base import ProtocolError, file_error
 from fr_bench.protocols.images import FileImageSource, list_image_tree, read_landmarks
-from fr_bench.protocols.pairs import PairProtocol, as_bool, as_count, contiguous_folds, require_root
+from fr_bench.protocols.base import require_root
+from fr_bench.protocols.pairs import PairProtocol, as_bool, as_count, contiguous_folds
 
 #: Folds used when there are enough pairs.
 N_FOLDS = 10

@@ -38,6 +38,7 @@ from fr_bench.protocols.base import (
     ProtocolError,
     ProtocolResult,
     file_error,
+    require_root,
 )
 
 #: Pooling conventions, the reference first.
@@ -478,15 +479,6 @@ def spec_file(root: Path, spec: Mapping[str, Any], key: str) -> Path:
     return root / files[key]
 
 
-def require_root(root: str | os.PathLike | None, spec: Mapping[str, Any]) -> Path:
-    if root is None:
-        raise ProtocolError(f"{spec.get('name')}: needs the benchmark root folder ({spec.get('root_hint', '')})")
-    root = Path(root)
-    if not root.is_dir():
-        raise file_error(root, None, f"{spec.get('name')}: benchmark root folder not found")
-    return root
-
-
 class IJBBase(Protocol):
     """Shared by 1:1 and 1:N: the image list (every line of face_tid_mid) and per-image template pooling."""
 
@@ -658,7 +650,7 @@ def _subjects_of(template_ids: np.ndarray, subjects: np.ndarray, wanted: np.ndar
 
 
 def _load(root: str | os.PathLike | None, spec: Mapping[str, Any], **options: Any) -> IJBVerification:
-    return IJBVerification(require_root(root, spec), spec, **options)
+    return IJBVerification(require_root(root, spec, folder=True), spec, **options)
 
 
 def load_ijbc(root: str | os.PathLike | None, spec: Mapping[str, Any], *, check_counts: bool = True,

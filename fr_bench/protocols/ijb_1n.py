@@ -50,13 +50,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fr_bench.protocols.base import ProtocolError, ProtocolResult, file_error
+from fr_bench.protocols.base import ProtocolError, ProtocolResult, file_error, require_root
 from fr_bench.protocols.ijb import (
     POOLINGS,
     IJBBase,
     check_conventions,
     pick_convention,
-    require_root,
 )
 from fr_bench.protocols.scoring import (
     Units,
@@ -295,7 +294,7 @@ def _flatten_merged(result: ProtocolResult, out: Mapping[str, Any]) -> None:
 
 
 def _load(root: str | os.PathLike | None, spec: Mapping[str, Any], **options: Any) -> IJBIdentification:
-    return IJBIdentification(require_root(root, spec), spec, **options)
+    return IJBIdentification(require_root(root, spec, folder=True), spec, **options)
 
 
 def load_ijbc_1n(root: str | os.PathLike | None, spec: Mapping[str, Any], *, check_counts: bool = True,

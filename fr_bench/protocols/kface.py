@@ -34,14 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from fr_bench.protocols.base import ImageSource, Protocol, ProtocolResult, file_error
+from fr_bench.protocols.base import ImageSource, Protocol, ProtocolResult, file_error, require_root
 from fr_bench.protocols.ijb import (
     TAR_CONVENTIONS,
     ArrayImageSource,
     check_conventions,
     pick_convention,
     read_columns,
-    require_root,
 )
 from fr_bench.protocols.scoring import Units, accuracy_interval, op_dict, pair_arrays, score_verification
 
@@ -161,6 +160,6 @@ class KFace(Protocol):
 def load_kface(root: str | os.PathLike | None, spec: Mapping[str, Any], *, lists: Sequence[str] = LISTS,
                lists_dir: str | os.PathLike | None = None, check_counts: bool = True) -> KFace:
     """K-FACE over ``root`` (aligned crop tree); pair lists ``kface.<Q>.txt`` in ``lists_dir`` (default ``root``)."""
-    root_p = require_root(root, spec)
+    root_p = require_root(root, spec, folder=True)
     return KFace(root_p, spec, lists=lists, lists_dir=Path(lists_dir) if lists_dir is not None else root_p,
                  check_counts=check_counts)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from fr_bench.protocols.base import ProtocolError, file_error
+from fr_bench.protocols.base import ProtocolError, file_error, require_root
 from fr_bench.protocols.pairs import (
     FROM_SPEC,
     PairProtocol,
@@ -28,7 +28,6 @@ from fr_bench.protocols.pairs import (
     expected_count,
     file_pair_protocol,
     pack_or_official,
-    require_root,
 )
 
 #: Image folders tried, in order, when ``image_dir`` is not given.

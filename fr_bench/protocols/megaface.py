@@ -50,8 +50,8 @@ from typing import Any
 
 import numpy as np
 
-from fr_bench.protocols.base import ImageSource, Protocol, ProtocolError, ProtocolResult, file_error
-from fr_bench.protocols.ijb import ArrayImageSource, check_conventions, require_root
+from fr_bench.protocols.base import ImageSource, Protocol, ProtocolError, ProtocolResult, file_error, require_root
+from fr_bench.protocols.ijb import ArrayImageSource, check_conventions
 from fr_bench.protocols.scoring import far_name, interval_dict, op_dict
 
 DISTRACTOR_SIZES = (10, 100, 1000, 10000, 100000, 1000000)
@@ -303,6 +303,6 @@ def load_megaface(root: str | os.PathLike | None, spec: Mapping[str, Any], *, di
     (wins over ``cleaned``). ``device`` is passed to the metric engine (e.g. "cuda").
     """
     name = cleaning if cleaning is not None else ("remove-listed" if cleaned else "none")
-    return MegaFace(require_root(root, spec), spec, distractors=distractors, cleaning=name, aligned=aligned,
+    return MegaFace(require_root(root, spec, folder=True), spec, distractors=distractors, cleaning=name, aligned=aligned,
                     features=features, feature_suffix=feature_suffix, check_counts=check_counts, device=device,
                     seed=seed)

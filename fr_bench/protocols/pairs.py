@@ -408,19 +408,6 @@ class PairProtocol(Protocol):
 # ---------------------------------------------------------------------------------------------------- shared loading
 
 
-def require_root(root: str | Path | None, spec: Mapping[str, Any]) -> Path:
-    """``root`` as a Path that exists, or a clear error saying what the protocol expects."""
-    name = spec.get("name", "protocol")
-    if root is None:
-        hint = spec.get("root_hint", "")
-        where = f" ({hint})" if hint else ""
-        raise ProtocolError(f"{name}: needs the benchmark files: pass root=<folder or .bin pack>{where}")
-    p = Path(root).expanduser()
-    if not p.exists():
-        raise ProtocolError(f"{p}: {name} root not found")
-    return p
-
-
 def bin_protocol(
     path: Path,
     spec: Mapping[str, Any],
