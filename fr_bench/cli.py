@@ -1,4 +1,4 @@
-"""The ``frbench`` command line: evaluate, protocols, conventions, compare, leaderboard, plot.
+"""The ``frbench`` command line: evaluate, landmarks, protocols, conventions, compare, leaderboard, plot.
 
 Every command's ``--help`` says what it does, with an example; numbers come from :mod:`fr_bench.metrics` through the
 protocols, never from here.
@@ -226,6 +226,47 @@ def _print_result(ev) -> None:
         click.echo(f"  ! {flag}")
     if ev.path is not None:
         click.echo(f"  written: {ev.path}")
+
+
+# ------------------------------------------------------------------------------------------------- landmarks
+@main.command()
+@click.argument("root", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Landmark file to write (default: ./<ROOT name>_5pts_score.txt); images without a face are listed "
+                   "in OUT.missing.txt.")
+@click.option("--pattern", default="**/*.jpg", show_default=True,
+              help="Which files under ROOT to detect (glob relative to ROOT), e.g. '**/*.png'.")
+@click.option("--score-threshold", default=0.6, show_default=True, type=float,
+              help="Minimum YuNet score for a face.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def landmarks(root, out, pattern, score_threshold, quiet) -> None:
+    """Detect 5 landmarks (YuNet) in every photo under ROOT and write the landmark file the protocols align with.
+
+    For official, unaligned releases (LFW's 250x250 photos, CFP, CALFW/CPLFW images, a `folder` tree of raw
+    photos) when you have no landmark file of your own. Lines are '<path relative to ROOT> x1 y1 ... x5 y5 score'
+    (right eye, left eye, nose tip, right mouth corner, left mouth corner); of several faces, the one nearest the
+    image centre is kept. Images with no face are listed in OUT.missing.txt, never silently dropped: the
+    protocols stop on them, or with -o allow_missing=true (pair-list protocols: lfw, cfp, calfw, cplfw) drop
+    their pairs and flag the result. Needs pip install 'fr-bench[detect]'.
+
+    \b
+    Two steps:
+      frbench landmarks /data/lfw -o lfw_5pts.txt
+      frbench evaluate -m sface -p lfw -r /data/lfw -o landmarks=lfw_5pts.txt
+    \b
+    A folder tree of raw photos:
+      frbench landmarks /data/myfaces -o myfaces_5pts.txt --pattern '**/*.png'
+      frbench evaluate -m sface -p folder -r /data/myfaces -o landmarks=myfaces_5pts.txt
+    """
+    from fr_bench.detect import write_landmark_file
+
+    out_path = Path(out) if out else Path(f"{Path(root).resolve().name}_5pts_score.txt")
+    try:
+        summary = write_landmark_file(root, out_path, pattern=pattern, progress=not quiet,
+                                      score_threshold=score_threshold)
+    except ImportError as exc:  # OpenCV is an optional extra
+        raise click.ClickException(str(exc)) from exc
+    click.echo(summary.describe())
 
 
 # ------------------------------------------------------------------------------------------------- protocols

@@ -197,10 +197,11 @@ def load(
         rows = [table.lookup(r) for r in rels]
         absent = [r for r, row in zip(rels, rows) if row is None]
         if absent:
-            raise ProtocolError(f"{table.path}: no landmarks for {absent[0]} ({len(absent)} images without landmarks)")
+            raise ProtocolError(f"{table.path}: no landmarks for {absent[0]} ({len(absent)} images without landmarks; "
+                                f"`frbench landmarks ROOT -o FILE` lists the images where no face was found)")
         lm = table.points[np.asarray(rows)]
         data_files.append(str(table.path))
-    hint = "the folder protocol expects aligned crops (or pass landmarks=PATH)"
+    hint = "the folder protocol expects aligned crops (or pass landmarks=PATH; make one with `frbench landmarks ROOT -o FILE`)"
     images = FileImageSource(base, rels, lm, unaligned_hint=hint)
     images.check_first()
     protocol = PairProtocol(

@@ -147,7 +147,8 @@ class FileImageSource(ImageSource):
         landmarks: np.ndarray | None = None,
         *,
         key_prefix: str = "",
-        unaligned_hint: str = "give a landmark file (landmarks=PATH) or use the benchmark's aligned .bin pack",
+        unaligned_hint: str = "give a landmark file (landmarks=PATH; make one with `frbench landmarks ROOT -o FILE`) or use the "
+        "benchmark's aligned .bin pack",
     ) -> None:
         self.root = str(root)
         self.relpaths = list(relpaths)

@@ -518,8 +518,9 @@ def file_pair_protocol(
     if landmarks is None and not aligned:
         raise ProtocolError(
             f"{image_dir}: {name} images in the official layout are not aligned 112x112 crops. Pass "
-            "landmarks=PATH (lines '<relative path> x1 y1 ... x5 y5 [score]') to align them, aligned=True if this "
-            "tree already holds aligned 112x112 crops, or use the benchmark's .bin pack"
+            "landmarks=PATH (lines '<relative path> x1 y1 ... x5 y5 [score]'; `frbench landmarks ROOT -o FILE` "
+            "makes one with the shipped detector) to align them, aligned=True if this tree already holds aligned "
+            "112x112 crops, or use the benchmark's .bin pack"
         )
     if landmarks is not None and aligned:
         raise ValueError(f"{name}: give either landmarks=PATH or aligned=True, not both")
