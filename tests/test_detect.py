@@ -150,6 +150,10 @@ def test_image_without_a_face_is_reported_never_dropped(tmp_path, detector):
     # Downstream, the loader stops on the image without landmarks and names it.
     with pytest.raises(ProtocolError, match="zz_grey.jpg"):
         load_protocol("folder", tree, landmarks=str(out))
+    # With allow_missing the faceless image is left out before pairs are generated, and the result says so.
+    proto = load_protocol("folder", tree, landmarks=str(out), allow_missing=True)
+    assert len(proto.images) == 11 and grey not in proto.images.keys()
+    assert any("1 images without landmarks" in flag for flag in proto.load_flags)
 
 
 def test_portraits_faces_found_and_same_person_closer(detector):

@@ -120,6 +120,13 @@ def load(
     rng = np.random.default_rng(seed_i)
     flags: list[str] = []
     data_files = [str(base)]
+    table = read_landmarks(landmarks) if landmarks is not None else None
+    if table is not None:
+        data_files.append(str(table.path))
+
+    def without_landmarks(rel_paths: list[str]) -> set[str]:
+        """Images the landmark file has no line for (no face found): dropped only with allow_missing, flagged."""
+        return set() if table is None else {r for r in rel_paths if table.lookup(r) is None}
     if pairs is not None:
         if impostors_per_genuine is not None or n_impostors is not None:
             raise ValueError("options impostors_per_genuine/n_impostors apply to generated pairs, not to pairs=PATH")
@@ -131,6 +138,8 @@ def load(
         rels = list(dict.fromkeys(r for pair in zip(rel_a, rel_b) for r in pair))
         index = {r: i for i, r in enumerate(rels)}
         missing = [r for r in rels if not (base / r).is_file()]
+        if allow_b:  # with allow_missing, an image without landmarks is as good as missing: its pairs go, flagged
+            missing += sorted(without_landmarks(rels) - set(missing))
         if missing:
             first = next(k for k in range(len(rel_a)) if rel_a[k] in missing or rel_b[k] in missing)
             if not allow_b:
@@ -160,6 +169,11 @@ def load(
         tree = list_image_tree(base)
         if not tree:
             raise ProtocolError(f"{base}: no images found in root/<identity>/<image>")
+        faceless = without_landmarks([t[1] for t in tree]) if allow_b else set()
+        if faceless:
+            tree = [t for t in tree if t[1] not in faceless]
+            flags.append(f"allow_missing: {len(faceless)} images without landmarks (no face found) left out before "
+                         f"the pairs were generated, e.g. {sorted(faceless)[0]}")
         identities = [t[0] for t in tree]
         rels = [t[1] for t in tree]
         _, codes = np.unique(np.asarray(identities), return_inverse=True)
@@ -192,15 +206,14 @@ def load(
     else:
         n_folds = 0
     lm = None
-    if landmarks is not None:
-        table = read_landmarks(landmarks)
+    if table is not None:
         rows = [table.lookup(r) for r in rels]
         absent = [r for r, row in zip(rels, rows) if row is None]
         if absent:
             raise ProtocolError(f"{table.path}: no landmarks for {absent[0]} ({len(absent)} images without landmarks; "
-                                f"`frbench landmarks ROOT -o FILE` lists the images where no face was found)")
+                                f"`frbench landmarks ROOT -o FILE` lists the images where no face was found; "
+                                "allow_missing=True leaves them out, flagged)")
         lm = table.points[np.asarray(rows)]
-        data_files.append(str(table.path))
     hint = "the folder protocol expects aligned crops (or pass landmarks=PATH; make one with `frbench landmarks ROOT -o FILE`)"
     images = FileImageSource(base, rels, lm, unaligned_hint=hint)
     images.check_first()
