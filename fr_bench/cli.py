@@ -326,8 +326,8 @@ def conventions(model, protocol, root, **kw) -> None:
     from fr_bench.report.tables import conventions_table, render
     from fr_bench.runner import conventions_rows, prepare
 
-    proto, _embedder, emb, _flip = prepare(model, protocol, root, **_prepare_kwargs(kw))
-    rows = conventions_rows(proto, emb.features, emb.norms)
+    prep = prepare(model, protocol, root, **_prepare_kwargs(kw))
+    rows = conventions_rows(prep.protocol, prep.embeddings.features, prep.embeddings.norms)
     click.echo(render(conventions_table(rows), "md"))
 
 

@@ -67,6 +67,17 @@ def is_main_process() -> bool:
     return True
 
 
+@dataclass
+class Prepared:
+    """A protocol with its model and embeddings: what :func:`prepare` hands to ``evaluate`` or the conventions table."""
+
+    protocol: Protocol
+    embedder: Any  # fr_bench.models.Embedder
+    embeddings: Any  # fr_bench.extract.Embeddings
+    flip: bool
+    data: dict[str, Any]  # provenance fingerprint of the protocol's files
+
+
 def prepare(
     model: str,
     protocol: str,
@@ -85,38 +96,12 @@ def prepare(
     protocol_options: Mapping[str, Any] | None = None,
     model_options: Mapping[str, Any] | None = None,
 ):
-    """Load the protocol and the model and extract (or read from cache) the embeddings.
+    """Load the protocol and the model and extract (or read from the cache) the embeddings.
 
-    Returns ``(protocol, embedder, embeddings, flip_used)``; the conventions table reuses this without a second
-    extraction.
+    The provenance fingerprint of the protocol's files is computed first and joins the embedding cache's identity:
+    image keys are paths relative to the root, so another copy of the data under another root (other crops, same
+    file names) is never served the first copy's rows. The conventions table reuses the cached embeddings.
     """
-    return _prepare(model, protocol, root, arch=arch, device=device, batch_size=batch_size, flip=flip, amp=amp,
-                    num_workers=num_workers, cache_dir=cache_dir, use_cache=use_cache,
-                    skip_bad_images=skip_bad_images, progress=progress, protocol_options=protocol_options,
-                    model_options=model_options)[:4]
-
-
-def _prepare(
-    model: str,
-    protocol: str,
-    root: str | Path | None = None,
-    *,
-    arch: str | None = None,
-    device: str | None = None,
-    batch_size: int = 128,
-    flip: bool | None = None,
-    amp: bool = True,
-    num_workers: int | None = None,
-    cache_dir: str | Path | None = None,
-    use_cache: bool = True,
-    skip_bad_images: bool = False,
-    progress: bool = True,
-    protocol_options: Mapping[str, Any] | None = None,
-    model_options: Mapping[str, Any] | None = None,
-):
-    """:func:`prepare`, plus the provenance fingerprint of the protocol's files (5th item). That hash joins the
-    embedding cache's identity: image keys are paths relative to the root, so another copy of the data under
-    another root (other crops, same file names) must not be served the first copy's rows."""
     proto = load_protocol(protocol, root, **dict(protocol_options or {}))
     data = provenance.protocol_fingerprint(list(proto.data_files), root=root)
     device = device or default_device()
@@ -135,7 +120,7 @@ def _prepare(
         skip_bad_images=skip_bad_images,
         data_fingerprint=data["combined"],
     )
-    return proto, embedder, emb, flip_used, data
+    return Prepared(proto, embedder, emb, flip_used, data)
 
 
 def evaluate_model(
@@ -157,7 +142,8 @@ def evaluate_model(
     data hash and conventions, and the result records where: ``frbench compare`` reads them for paired statistics.
     """
     t0 = time.perf_counter()
-    proto, embedder, emb, flip_used, fingerprint = _prepare(model, protocol, root, **prepare_kwargs)
+    prep = prepare(model, protocol, root, **prepare_kwargs)
+    proto, embedder, emb, flip_used, fingerprint = prep.protocol, prep.embedder, prep.embeddings, prep.flip, prep.data
     t_extract = time.perf_counter()
     result = proto.evaluate(emb.features, emb.norms, conventions=conventions, ci=ci, n_boot=n_boot, seed=seed)
     t_eval = time.perf_counter()

@@ -79,8 +79,9 @@ def test_two_folder_roots_with_the_same_file_names_are_not_served_from_cache(tmp
     b = _folder_root(tmp_path / "aligned_v2", 1000)
     net = TinyNet()
     kw = dict(cache_dir=tmp_path / "cache", num_workers=0, progress=False, device="cpu", batch_size=8)
-    _, _, emb_a, _ = runner.prepare(net, "folder", a, **kw)
-    proto_b, _, emb_b, _ = runner.prepare(net, "folder", b, **kw)
+    assert not runner.prepare(net, "folder", a, **kw).embeddings.from_cache  # fills the cache for root a
+    prep_b = runner.prepare(net, "folder", b, **kw)
+    proto_b, emb_b = prep_b.protocol, prep_b.embeddings
     assert not emb_b.from_cache
     fresh = extract(proto_b.images, load_model(net), num_workers=0, progress=False)
     np.testing.assert_allclose(emb_b.features, fresh.features, rtol=1e-5, atol=1e-5)
