@@ -256,3 +256,16 @@ def test_distractor_rank1_per_identity_counts_add_up():
     sizes = {i: int(np.sum(pid == i)) for i in res.identities}
     assert [int(q) for q in res.queries_per_identity] == [sizes[i] * (sizes[i] - 1) for i in res.identities]
     assert res.correct_per_identity.sum() == res.n_correct and 2 not in res.identities  # one image: no query
+
+
+def test_ijb_1n_nist_reuses_given_searches():
+    rng = np.random.default_rng(11)
+    centres = rng.standard_normal((20, 8))
+    gid1, gid2 = np.arange(10), np.arange(10, 20)
+    pid = rng.integers(0, 25, 120)  # ids 20..24 are in neither gallery: non-mated everywhere
+    p = _clustered(rng, pid % 20, centres, noise=1.0)
+    galleries = {"G1": (_clustered(rng, gid1, centres), gid1), "G2": (_clustered(rng, gid2, centres), gid2)}
+    searches = {g: open_set_search(p, pid, f, i) for g, (f, i) in galleries.items()}
+    fresh = ijb_1n_nist(p, pid, galleries, fpirs=(0.1,), ranks=(1, 5))
+    reused = ijb_1n_nist(p, pid, galleries, fpirs=(0.1,), ranks=(1, 5), searches=searches)
+    assert reused == fresh

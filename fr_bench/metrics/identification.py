@@ -241,18 +241,20 @@ def tpir_at_fpir(probe: Any, probe_ids: Any, gallery: Any, gallery_ids: Any,
 
 def ijb_1n_nist(probe: Any, probe_ids: Any, galleries: Mapping[str, tuple[Any, Any]],
                 fpirs: Sequence[float] = (1e-3, 1e-2, 1e-1), ranks: Sequence[int] = (1, 5, 10),
-                block_size: int = 4096) -> dict[str, Any]:
+                block_size: int = 4096, searches: Mapping[str, OpenSetSearch] | None = None) -> dict[str, Any]:
     """IJB-B/C 1:N as NIST defines it: each gallery (G1, G2 / S1, S2) searched separately.
 
     Per gallery: CMC over the mated searches (``{k: rate}``), TPIR@FPIR at rank 1 (``{fpir: OpenSetPoint}``) and the
     counts. ``"mean"``: the unweighted mean over galleries of each CMC rate and each TPIR.
-    Returns ``{"galleries": {name: {"cmc", "tpir", "n_mated", "n_nonmated"}}, "mean": {"cmc", "tpir"}}``.
+    ``searches`` (optional): the :func:`open_set_search` of ``probe`` in each gallery, when the caller already has
+    them (they are not recomputed). Returns ``{"galleries": {name: {"cmc", "tpir", "n_mated", "n_nonmated"}},
+    "mean": {"cmc", "tpir"}}``.
     """
     if not galleries:
         raise ValueError("galleries is empty: give at least one (features, ids) gallery")
     per: dict[str, Any] = {}
     for name, (feats, ids) in galleries.items():
-        search = open_set_search(probe, probe_ids, feats, ids, block_size)
+        search = searches[name] if searches is not None else open_set_search(probe, probe_ids, feats, ids, block_size)
         mated_ranks = search.mate_rank[search.mated]
         if mated_ranks.size == 0:
             raise ValueError(f"gallery {name!r}: no probe is mated (no probe identity in the gallery)")

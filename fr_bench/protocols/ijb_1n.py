@@ -189,9 +189,10 @@ class IJBIdentification(IJBBase):
         result.scores = {"probe_template": self.probe_templates.astype(np.int32),
                          "probe_subject": self.probe_subjects.astype(np.int32), "rank1_unit": unit}
         if conv == "nist":
-            _flatten_nist(result, ident.ijb_1n_nist(probe, self.probe_subjects, galleries, fpirs=fpirs, ranks=ranks))
             searches = {g: ident.open_set_search(probe, self.probe_subjects, gf, gids)
                         for g, (gf, gids) in galleries.items()}
+            _flatten_nist(result, ident.ijb_1n_nist(probe, self.probe_subjects, galleries, fpirs=fpirs, ranks=ranks,
+                                                    searches=searches))
             for g, search in searches.items():
                 result.scores.update({f"{g}.mated": search.mated, f"{g}.mate_rank": search.mate_rank.astype(np.int32),
                                       f"{g}.mate_score": search.mate_score.astype(np.float32),
