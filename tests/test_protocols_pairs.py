@@ -545,3 +545,16 @@ def test_pair_protocol_validates_its_arrays():
         PairProtocol({"name": "x"}, src, [[0, 1], [0, 1]], [True, False], [1, 0], n_folds=2)
     with pytest.raises(ValueError, match="outside"):
         PairProtocol({"name": "x"}, src, [[0, 2]], [True], [0], n_folds=0)
+
+
+def test_text_records_skips_blanks_and_comments_and_names_bad_lines(tmp_path):
+    from fr_bench.protocols.base import text_records
+
+    path = tmp_path / "list.txt"
+    path.write_text("# header\n\na 1\n  b 2  \nc\n")
+    records = text_records(path, 2, "'<name> <n>'", what="test list", comments=True)
+    assert next(records) == (3, ["a", "1"]) and next(records) == (4, ["b", "2"])
+    with pytest.raises(ProtocolError, match=r"list\.txt:5: expected '<name> <n>' \(2 fields\), got 'c'"):
+        next(records)
+    with pytest.raises(ProtocolError, match=r"nope\.txt: test list not found"):
+        list(text_records(tmp_path / "nope.txt", 2, "x", what="test list"))

@@ -52,6 +52,27 @@ def require_root(root: Any, spec: Mapping[str, Any], *, folder: bool = False) ->
     return path
 
 
+def text_records(path: Path, n_fields: int, layout: str, *, what: str, sep: str | None = None,
+                 comments: bool = False):
+    """``(line number, fields)`` for each non-blank line of a text list, with the checks every list needs.
+
+    Raises :class:`ProtocolError` when the file is missing (``"<path>: <what> not found"``) and, naming the line,
+    when a line does not have ``n_fields`` fields (``layout`` says what was expected, e.g. ``'<index> <image>'``).
+    ``sep=None`` splits on white space; ``comments`` skips lines starting with ``#``.
+    """
+    if not path.is_file():
+        raise ProtocolError(f"{path}: {what} not found")
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            text = line.strip()
+            if not text or (comments and text.startswith("#")):
+                continue
+            fields = text.split() if sep is None else [x.strip() for x in text.split(sep)]
+            if len(fields) != n_fields:
+                raise file_error(path, lineno, f"expected {layout} ({n_fields} fields), got {text!r}")
+            yield lineno, fields
+
+
 @dataclass(frozen=True)
 class ImageRef:
     """One image of a protocol.

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from fr_bench.protocols.base import ProtocolError, file_error, require_root
+from fr_bench.protocols.base import ProtocolError, file_error, require_root, text_records
 from fr_bench.protocols.pairs import (
     FROM_SPEC,
     PairProtocol,
@@ -37,28 +37,20 @@ N_FOLDS = 10
 def read_pair_index(path: Path, root: Path) -> dict[int, str]:
     """``Pair_list_[FP].txt``: index -> image path relative to ``root`` (paths in the file are relative to
     ``Protocol/``). Checks: two fields, whole-number indices, no duplicates, paths inside ``root``."""
-    if not path.is_file():
-        raise ProtocolError(f"{path}: CFP image index file not found")
     out: dict[int, str] = {}
     base = path.parent
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 2:
-                raise file_error(path, lineno, f"expected '<index> <image path>' (2 fields), got {line.strip()!r}")
-            try:
-                index = int(fields[0])
-            except ValueError:
-                raise file_error(path, lineno, f"index must be a whole number, got {fields[0]!r}") from None
-            if index in out:
-                raise file_error(path, lineno, f"index {index} listed twice")
-            full = os.path.normpath(os.path.join(base, fields[1].replace("\\", "/")))
-            rel = os.path.relpath(full, root)
-            if rel.startswith(".."):
-                raise file_error(path, lineno, f"image path {fields[1]!r} points outside {root}")
-            out[index] = Path(rel).as_posix()
+    for lineno, fields in text_records(path, 2, "'<index> <image path>'", what="CFP image index file"):
+        try:
+            index = int(fields[0])
+        except ValueError:
+            raise file_error(path, lineno, f"index must be a whole number, got {fields[0]!r}") from None
+        if index in out:
+            raise file_error(path, lineno, f"index {index} listed twice")
+        full = os.path.normpath(os.path.join(base, fields[1].replace("\\", "/")))
+        rel = os.path.relpath(full, root)
+        if rel.startswith(".."):
+            raise file_error(path, lineno, f"image path {fields[1]!r} points outside {root}")
+        out[index] = Path(rel).as_posix()
     if not out:
         raise ProtocolError(f"{path}: no lines")
     return out
@@ -66,22 +58,15 @@ def read_pair_index(path: Path, root: Path) -> dict[int, str]:
 
 def read_split_file(path: Path) -> tuple[list[tuple[int, int]], list[int]]:
     """A ``same.txt``/``diff.txt`` file: ``[(i, j)]`` and the line numbers."""
-    if not path.is_file():
-        raise ProtocolError(f"{path}: CFP split file not found")
     pairs, lines = [], []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            text = line.strip()
-            if not text:
-                continue
-            fields = [x.strip() for x in text.split(",")]
-            if len(fields) != 2:
-                raise file_error(path, lineno, f"expected 'i,j' (two indices separated by a comma), got {text!r}")
-            try:
-                pairs.append((int(fields[0]), int(fields[1])))
-            except ValueError:
-                raise file_error(path, lineno, f"indices must be whole numbers, got {text!r}") from None
-            lines.append(lineno)
+    for lineno, fields in text_records(path, 2, "'i,j' (two indices separated by a comma)", what="CFP split file",
+                                       sep=","):
+        text = ",".join(fields)
+        try:
+            pairs.append((int(fields[0]), int(fields[1])))
+        except ValueError:
+            raise file_error(path, lineno, f"indices must be whole numbers, got {text!r}") from None
+        lines.append(lineno)
     return pairs, lines
 
 

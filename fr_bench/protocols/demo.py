@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from fr_bench.protocols.base import ProtocolError, ProtocolResult, file_error
+from fr_bench.protocols.base import ProtocolError, ProtocolResult, file_error, text_records
 from fr_bench.protocols.folder import read_pair_list
 from fr_bench.protocols.images import FileImageSource
 from fr_bench.protocols.pairs import PairProtocol, contiguous_folds
@@ -38,18 +38,12 @@ N_FOLDS = 10
 def read_split(path: str | Path) -> tuple[list[str], list[str]]:
     """``(gallery images, probe images)`` from ``<gallery|probe> <relative path>`` lines (``#`` comments)."""
     p = Path(path)
-    if not p.is_file():
-        raise ProtocolError(f"{p}: identification split file not found")
     gallery, probes = [], []
-    with open(p, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            fields = text.split()
-            if len(fields) != 2 or fields[0] not in ("gallery", "probe"):
-                raise file_error(p, lineno, f"expected '<gallery|probe> <image>', got {text!r}")
-            (gallery if fields[0] == "gallery" else probes).append(fields[1])
+    for lineno, fields in text_records(p, 2, "'<gallery|probe> <image>'", what="identification split file",
+                                       comments=True):
+        if fields[0] not in ("gallery", "probe"):
+            raise file_error(p, lineno, f"expected '<gallery|probe> <image>', got {' '.join(fields)!r}")
+        (gallery if fields[0] == "gallery" else probes).append(fields[1])
     if not gallery or not probes:
         raise ProtocolError(f"{p}: needs at least one gallery and one probe image")
     return gallery, probes

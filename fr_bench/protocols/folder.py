@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from fr_bench.protocols.base import ProtocolError, file_error
+from fr_bench.protocols.base import ProtocolError, file_error, require_root, text_records
 from fr_bench.protocols.images import FileImageSource, list_image_tree, read_landmarks
-from fr_bench.protocols.base import require_root
 from fr_bench.protocols.pairs import PairProtocol, as_bool, as_count, contiguous_folds
 
 #: Folds used when there are enough pairs.
@@ -38,23 +37,14 @@ _ENUMERATE_LIMIT = 4_000_000
 def read_pair_list(path: str | Path) -> tuple[list[str], list[str], np.ndarray, list[int]]:
     """Parse ``<relpath A> <relpath B> <label 1|0>`` lines: ``(rel_a, rel_b, labels, line numbers)``."""
     p = Path(path)
-    if not p.is_file():
-        raise ProtocolError(f"{p}: pair list not found")
     rel_a, rel_b, labels, linenos = [], [], [], []
-    with open(p, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            fields = text.split()
-            if len(fields) != 3:
-                raise file_error(p, lineno, f"expected '<image A> <image B> <label 1|0>' (3 fields), got {text!r}")
-            if fields[2] not in ("0", "1"):
-                raise file_error(p, lineno, f"label must be 1 (genuine) or 0 (impostor), got {fields[2]!r}")
-            rel_a.append(fields[0].replace("\\", "/"))
-            rel_b.append(fields[1].replace("\\", "/"))
-            labels.append(fields[2] == "1")
-            linenos.append(lineno)
+    for lineno, fields in text_records(p, 3, "'<image A> <image B> <label 1|0>'", what="pair list", comments=True):
+        if fields[2] not in ("0", "1"):
+            raise file_error(p, lineno, f"label must be 1 (genuine) or 0 (impostor), got {fields[2]!r}")
+        rel_a.append(fields[0].replace("\\", "/"))
+        rel_b.append(fields[1].replace("\\", "/"))
+        labels.append(fields[2] == "1")
+        linenos.append(lineno)
     if not labels:
         raise ProtocolError(f"{p}: no pairs found")
     return rel_a, rel_b, np.asarray(labels, dtype=bool), linenos

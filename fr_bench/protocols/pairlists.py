@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from fr_bench.protocols.base import ProtocolError, file_error, require_root
+from fr_bench.protocols.base import ProtocolError, file_error, require_root, text_records
 from fr_bench.protocols.pairs import (
     FROM_SPEC,
     PairProtocol,
@@ -41,23 +41,15 @@ IMAGE_DIRS = ("aligned images", "aligned_images", "images")
 def read_consecutive_pairs(path: str | Path) -> tuple[list[str], list[str], np.ndarray, list[int]]:
     """Parse a CALFW/CPLFW list (see the module docstring): ``(image A, image B, genuine, line of A)``."""
     p = Path(path)
-    if not p.is_file():
-        raise ProtocolError(f"{p}: pair list not found")
     entries: list[tuple[str, int, int]] = []
-    with open(p, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 2:
-                raise file_error(p, lineno, f"expected '<image name> <label>' (2 fields), got {line.strip()!r}")
-            try:
-                label = int(fields[1])
-            except ValueError:
-                raise file_error(p, lineno, f"label must be a whole number, got {fields[1]!r}") from None
-            if label < 0:
-                raise file_error(p, lineno, f"label must be >= 0, got {label}")
-            entries.append((fields[0], label, lineno))
+    for lineno, fields in text_records(p, 2, "'<image name> <label>'", what="pair list"):
+        try:
+            label = int(fields[1])
+        except ValueError:
+            raise file_error(p, lineno, f"label must be a whole number, got {fields[1]!r}") from None
+        if label < 0:
+            raise file_error(p, lineno, f"label must be >= 0, got {label}")
+        entries.append((fields[0], label, lineno))
     if not entries:
         raise ProtocolError(f"{p}: no lines")
     if len(entries) % 2:
