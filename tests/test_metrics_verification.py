@@ -484,7 +484,7 @@ def test_angular_scores_and_magface_literal():
 
 
 def test_conventions_tables_and_aliases():
-    assert set(TAR_CONVENTIONS) == {"strict", "nearest", "interpolated"}
+    assert set(TAR_CONVENTIONS) == {"strict", "nearest", "interpolated", "nearest-reference"}
     assert set(PAIR_ACCURACY_CONVENTIONS) == {"kfold-grid", "kfold-exact", "kfold-youden", "best-threshold",
                                               "kfold-angular"}
     s, y = tied_data(1)
@@ -673,3 +673,26 @@ def test_bfloat16_tensors_are_widened_not_refused():
                           dtype=torch.bfloat16)
     widened = scores.float().numpy()
     assert tar_at_far(scores, labels, fars=(1e-2,)) == tar_at_far(widened, labels, fars=(1e-2,))
+
+
+# ------------------------------------------------------------------- reproducing an unsound published reading
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_nearest_reference_reads_an_unresolvable_far_as_sklearn_does(seed):
+    # UNPG's K-FACE tables: TAR@FAR=1e-3 read at the nearest FPR on 500 impostor pairs (floor(0.5) = 0 allowed).
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.zeros(500, int), np.ones(300, int)]
+    s = np.round(rng.normal(size=800) + 2.0 * y, 2)  # rounded: ties, so sklearn drops intermediate points
+    fpr, tpr, thr = roc_curve(y, s)  # the reference procedure, defaults
+    i = int(np.argmin(np.abs(fpr[::-1] - 1e-3)))
+    with pytest.warns(UserWarning, match="reference procedure"):
+        p = operating_points(s, y, fars=(1e-3, 1e-2), convention="nearest-reference")
+    ref = p[1e-3]
+    assert (ref.tar, ref.far, ref.threshold) == (tpr[::-1][i], fpr[::-1][i], thr[::-1][i])
+    assert not ref.resolvable and "unsound" in ref.flag and ref.convention == "nearest-reference"
+    # the default keeps NaN for the same target, flagged; resolvable targets are the plain "nearest" reading
+    nan = silent(operating_points, s, y, fars=(1e-3, 1e-2), convention="nearest")
+    assert math.isnan(nan[1e-3].tar) and not nan[1e-3].resolvable and nan[1e-3].flag
+    assert (p[1e-2].tar, p[1e-2].far, p[1e-2].flag) == (nan[1e-2].tar, nan[1e-2].far, "")
+    assert p[1e-2].resolvable

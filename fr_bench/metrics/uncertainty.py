@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from fr_bench.metrics._checks import check_scores_labels, is_torch, to_numpy
-from fr_bench.metrics.verification import _eer_from_counts, _read_operating_points
+from fr_bench.metrics.verification import _canonical_tar_convention, _eer_from_counts, _read_operating_points
 
 __all__ = [
     "Interval",
@@ -374,8 +374,9 @@ def _nearest_one(d: _Pairs, sl: _Slice, m: dict[str, np.ndarray], w_row: np.ndar
 def _tar_replicates(d: _Pairs, w: np.ndarray, fars: Sequence[float], convention: str, device: torch.device,
                     initial_length: int | None = None) -> np.ndarray:
     """``(F, R)`` TAR of every replicate row of ``w`` (integer unit multiplicities); NaN where unresolvable."""
-    if convention not in ("strict", "nearest", "interpolated"):
-        raise ValueError(f"unknown TAR convention {convention!r}; expected 'strict', 'nearest' or 'interpolated'")
+    convention = _canonical_tar_convention(convention)
+    if convention == "nearest-reference":  # replicates of resolvable targets: the "nearest" reading
+        convention = "nearest"
     fracs = _far_fractions(fars)
     n_imp_w = d.impostor_totals(w)
     if initial_length is not None:

@@ -21,10 +21,16 @@ TAR@FAR: the same benchmark, different numbers. ``convention`` names how the ROC
   ``np.argmin(abs(fpr[::-1] - f))``). The realised FAR can sit above the target (optimistic); it is reported.
 - ``"interpolated"`` (OpenSphere): ``np.interp(f, fpr, tpr)`` over the full ROC (linear interpolation of TPR in FPR;
   where several points share the FPR ``f`` the one with the highest TPR is read). The realised FAR is ``f`` itself.
+- ``"nearest-reference"``: ``"nearest"``, and an unresolvable target is read anyway, exactly as the reference
+  procedure reads it (scikit-learn ``roc_curve`` defaults, the point whose FPR is nearest ``f``), so a published
+  number that was read where the data cannot resolve it (UNPG's K-FACE tables: TAR@FAR=1e-3 on 500 impostor pairs)
+  can be reproduced by naming this convention. Such a point keeps ``resolvable=False`` and carries a ``flag``
+  string saying why the number is unsound; resolvable targets are identical to ``"nearest"``.
 
 Resolvability (all conventions): a target ``f`` is resolvable iff ``floor(f * n_imp) >= 1``, i.e. at least one
-impostor false accept is allowed (``n_imp >= 1/f``). An unresolvable target gives NaN and one ``warnings.warn``
-listing the unresolvable FARs, never a number.
+impostor false accept is allowed (``n_imp >= 1/f``). An unresolvable target gives NaN (``resolvable=False``, a
+``flag``) and one ``warnings.warn`` listing the unresolvable FARs, never a number, except under
+``"nearest-reference"`` (above), which reads the number and still flags and warns.
 
 Pair accuracy conventions: see ``PAIR_ACCURACY_CONVENTIONS`` and ``pair_accuracy``.
 """
@@ -50,6 +56,9 @@ TAR_CONVENTIONS: dict[str, str] = {
     "target (insightface, FaceX-Zoo, TFace, CVLface, UNPG, MagFace: the published IJB-B/C tables).",
     "interpolated": "TPR linearly interpolated at the target FPR on the full ROC, np.interp(far, fpr, tpr) "
     "(OpenSphere).",
+    "nearest-reference": "'nearest', and a target the data cannot resolve (floor(far * n_impostor) = 0) is read "
+    "anyway at the nearest FPR, as the reference procedure does (UNPG's K-FACE tables: TAR@FAR=1e-3 on 500 "
+    "impostor pairs); such points stay resolvable=False and carry a flag. Only to reproduce published numbers.",
 }
 _TAR_ALIASES = {"insightface": "nearest"}
 
@@ -113,7 +122,9 @@ class OperatingPoint(_ToDict):
     target; for "interpolated" it equals the target). ``threshold``: accept iff ``score >= threshold`` (``+inf``:
     accept nothing); for "interpolated" it is linearly interpolated between the thresholds of the two bracketing ROC
     points (``+inf`` when the lower point is the leading ``+inf`` point). Unresolvable targets: ``tar``, ``far``,
-    ``threshold`` are NaN and ``resolvable`` is False.
+    ``threshold`` are NaN and ``resolvable`` is False (under "nearest-reference" they hold the reference
+    procedure's reading instead, still ``resolvable=False``). ``flag``: empty for a sound point, else why the
+    number is NaN or unsound.
     """
 
     target_far: float
@@ -124,6 +135,7 @@ class OperatingPoint(_ToDict):
     n_genuine: int | float
     n_impostor: int | float
     resolvable: bool
+    flag: str = ""
 
 
 @dataclass(frozen=True)
@@ -316,7 +328,7 @@ def _read_operating_points(fps: np.ndarray, tps: np.ndarray, thresholds: np.ndar
             return 0.0, 0.0, math.inf
         return float(tps[k] / n_gen), float(fps[k] / n_imp), float(thr[k])
 
-    if name == "nearest":  # sklearn's default curve: leading point + the corners it keeps, read reversed
+    if name in ("nearest", "nearest-reference"):  # sklearn's default curve: leading point + kept corners, reversed
         keep = _sklearn_default_keep(fps, tps)
         fpr_rev = np.concatenate([[0.0], fps[keep] / n_imp])[::-1]
         idx_rev = np.concatenate([[-1], keep])[::-1]
@@ -324,11 +336,19 @@ def _read_operating_points(fps: np.ndarray, tps: np.ndarray, thresholds: np.ndar
     for f in fars:
         budget = _false_accept_budget(f, n_imp)
         if budget < 1 - 1e-9:
-            out[f] = OperatingPoint(f, math.nan, math.nan, math.nan, name, n_gen_out, n_imp_out, False)
+            why = (f"unresolvable: floor({f:g} x {n_imp_out} impostors) = 0 false accepts allowed (needs "
+                   f">= {math.ceil(1 / f)} impostors)")
+            if name == "nearest-reference":
+                tar, far, t = point(int(idx_rev[int(np.argmin(np.abs(fpr_rev - f)))]))
+                out[f] = OperatingPoint(f, tar, far, t, name, n_gen_out, n_imp_out, False,
+                                        f"{why}; read at the nearest FPR as the reference procedure does: unsound")
+            else:
+                out[f] = OperatingPoint(f, math.nan, math.nan, math.nan, name, n_gen_out, n_imp_out, False,
+                                        f"{why}; NaN")
             continue
         if name == "strict":
             tar, far, t = point(int(np.searchsorted(fps, budget, side="right")) - 1)
-        elif name == "nearest":
+        elif name in ("nearest", "nearest-reference"):
             tar, far, t = point(int(idx_rev[int(np.argmin(np.abs(fpr_rev - f)))]))
         else:  # interpolated: last point with fpr <= f (highest TPR at that FPR), then linear to the next one
             k = _last_fpr_at_most(fps, n_imp, f)
@@ -356,9 +376,11 @@ def _last_fpr_at_most(fps: np.ndarray, n_imp: float, f: float) -> int:
 def _warn_unresolvable(points: dict[float, OperatingPoint]) -> None:
     bad = [f for f, p in points.items() if not p.resolvable]
     if bad:
-        n_imp = next(iter(points.values())).n_impostor
-        warnings.warn(f"TAR@FAR not resolvable with {n_imp} impostor pairs for FAR {bad} (needs floor(far * "
-                      f"n_impostor) >= 1, i.e. n_impostor >= 1/far); reported as NaN", stacklevel=3)
+        first = next(iter(points.values()))
+        how = ("read at the nearest FPR as the reference procedure does (flagged, unsound)"
+               if first.convention == "nearest-reference" else "reported as NaN")
+        warnings.warn(f"TAR@FAR not resolvable with {first.n_impostor} impostor pairs for FAR {bad} (needs "
+                      f"floor(far * n_impostor) >= 1, i.e. n_impostor >= 1/far); {how}", stacklevel=3)
 
 
 def operating_points(scores: Any, labels: Any, fars: Sequence[float] = DEFAULT_FARS,
