@@ -10,8 +10,8 @@ import warnings
 
 import numpy as np
 import pytest
-from test_protocol_intervals import _ijb, _noisy_identity_embeddings
 from writers import write_lfw
+from writers_fixtures import ijb_fixture, noisy_identity_embeddings
 from writers_ijb import kface_path, write_kface_root, write_megaface_root
 
 from fr_bench.protocols import load_protocol
@@ -42,7 +42,7 @@ def test_pair_family(tmp_path):
     write_lfw(tmp_path, names=("Alice_A", "Bob_B", "Carol_C", "Dan_D"), n_images=4, per_fold=12)
     p = load_protocol("lfw", tmp_path, aligned=True, expected_pairs=None)
     ids = [k.split("/")[1] for k in p.images.keys()]
-    rows = _rows(p, _noisy_identity_embeddings(ids, noise=1.5))
+    rows = _rows(p, noisy_identity_embeddings(ids, noise=1.5))
     assert {"kfold-grid", "kfold-exact", "kfold-youden", "kfold-angular", "best-threshold"} <= {
         r["convention"] for r in rows}
     oracle = [r for r in rows if r["convention"] == "best-threshold" and r["metric"] == "accuracy"]
@@ -50,7 +50,7 @@ def test_pair_family(tmp_path):
 
 
 def test_ijb_families(tmp_path):
-    fx, _subj, emb = _ijb(tmp_path / "IJBC", with_csvs=True)
+    fx, _subj, emb = ijb_fixture(tmp_path / "IJBC", with_csvs=True)
     rows = _rows(load_protocol("ijbc", fx.root, check_counts=False), emb)
     assert {r["group"] for r in rows} >= {"tar", "pooling"}
     rows = _rows(load_protocol("ijbc_1n", fx.root, check_counts=False), emb)
@@ -79,5 +79,5 @@ def test_kface_family(tmp_path):
         pairs.append((kface_path(i, 1, 1, 1, k % 20 + 1), kface_path(j, 3, 2, 3, (k + 5) % 20 + 1), 0))
     write_kface_root(tmp_path, {"Q1": pairs}, write_images=False)
     p = load_protocol("kface", tmp_path, lists=("Q1",), check_counts=False)
-    emb = _noisy_identity_embeddings([k.split("/")[0] for k in p.images.keys()], noise=1.2)
+    emb = noisy_identity_embeddings([k.split("/")[0] for k in p.images.keys()], noise=1.2)
     _rows(p, emb)

@@ -13,7 +13,8 @@ import warnings
 import numpy as np
 import pytest
 from writers import tiny_face, write_bin, write_image, write_lfw
-from writers_ijb import kface_path, write_1n_csv, write_ijb_release, write_kface_root, write_megaface_root
+from writers_fixtures import N_SUBJECTS, ijb_fixture, noisy_identity_embeddings
+from writers_ijb import kface_path, write_kface_root, write_megaface_root
 
 from fr_bench.metrics.uncertainty import bootstrap_tar_at_far, draw_unit_weights
 from fr_bench.protocols import load_protocol
@@ -27,14 +28,6 @@ def _quiet(fn, *args, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return fn(*args, **kwargs)
-
-
-def _noisy_identity_embeddings(identities, dim=8, noise=1.0, seed=0):
-    """One random centre per identity plus noise: separable on average, with errors to resample."""
-    rng = np.random.default_rng(seed)
-    names = sorted(set(identities))
-    centres = rng.normal(size=(len(names), dim))
-    return centres[[names.index(i) for i in identities]] + noise * rng.normal(size=(len(identities), dim))
 
 
 def check_intervals(result, expected_units: dict[str, str], level: float = 0.9):
@@ -77,7 +70,7 @@ def lfw_tree(tmp_path_factory):
     write_lfw(root, names=("Alice_A", "Bob_B", "Carol_C", "Dan_D", "Eve_E", "Fay_F"), n_images=4, per_fold=30)
     p = load_protocol("lfw", root, aligned=True, expected_pairs=None)
     ids = [k.split("/")[1] for k in p.images.keys()]
-    return p, ids, _noisy_identity_embeddings(ids)
+    return p, ids, noisy_identity_embeddings(ids)
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +144,7 @@ def test_ci_none_adds_nothing_and_seeds_repeat(lfw_tree):
     assert any(other[k] != with_ci.intervals[k] for k in other)
     assert set(plain.scores) == {"scores", "labels", "unit_a", "unit_b", "folds", "correct"}
     # the units do not depend on the model
-    again = p.evaluate(_noisy_identity_embeddings(list(p.identities), seed=9))
+    again = p.evaluate(noisy_identity_embeddings(list(p.identities), seed=9))
     np.testing.assert_array_equal(again.scores["unit_a"], plain.scores["unit_a"])
 
 
@@ -161,13 +154,13 @@ def test_folder_tree_identities(tmp_path):
             write_image(tmp_path / f"id{k}" / f"img{n}.png", tiny_face(k * 10 + n))
     p = load_protocol("folder", tmp_path)
     np.testing.assert_array_equal(p.identities, [k.split("/")[0] for k in p.images.keys()])
-    r = p.evaluate(_noisy_identity_embeddings(list(p.identities), noise=2.0), ci=0.9, n_boot=N_BOOT)
+    r = p.evaluate(noisy_identity_embeddings(list(p.identities), noise=2.0), ci=0.9, n_boot=N_BOOT)
     check_intervals(r, {"accuracy": "pair", "eer": "subject"})
 
 
 def test_demo_intervals_include_rank1():
     p = load_protocol("demo", None)
-    emb = _noisy_identity_embeddings(list(p.identities), dim=16, noise=2.5, seed=2)
+    emb = noisy_identity_embeddings(list(p.identities), dim=16, noise=2.5, seed=2)
     r = p.evaluate(emb, ci=0.9, n_boot=N_BOOT)
     check_intervals(r, {"accuracy": "pair", "eer": "subject", "rank1": "subject", "tar@far=1e-2": "subject"})
     check_correct(r)
@@ -178,40 +171,8 @@ def test_demo_intervals_include_rank1():
 # -------------------------------------------------------------------------------------------------------- IJB
 
 
-N_SUBJECTS = 10
-
-
-def _ijb(root, with_csvs: bool):
-    """10 subjects x 3 templates (1-3 images each, own media); all template pairs; G1/G2 = first template of subjects
-    0-4 / 5-9, probes = the rest: 10 non-mated searches per gallery (1:N CSVs written when ``with_csvs``)."""
-    rng = np.random.default_rng(0)
-    templates, medias, subj = [], [], {}
-    for s in range(N_SUBJECTS):
-        for k in range(3):
-            t = 100 * s + k + 1
-            subj[t] = s
-            for _ in range(int(rng.integers(1, 4))):
-                templates.append(t)
-                medias.append(len(medias) + 1)
-    ts = sorted(subj)
-    pairs = [(a, b, int(subj[a] == subj[b])) for i, a in enumerate(ts) for b in ts[i + 1:]]
-    fx = write_ijb_release(root, "ijbc", templates, medias, pairs)
-    if with_csvs:
-        rows = {"G1": [], "G2": [], "probe": []}
-        for i, t in enumerate(fx.templates):
-            dest = ("G1" if subj[t] < 5 else "G2") if (t - 1) % 100 == 0 else "probe"
-            rows[dest].append((t, subj[t], f"img/{i}.jpg"))
-        for name, key in (("gallery_G1", "G1"), ("gallery_G2", "G2"), ("probe_mixed", "probe")):
-            write_1n_csv(root / "meta" / f"ijbc_1N_{name}.csv", rows[key])
-    rng = np.random.default_rng(1)
-    centres = rng.normal(size=(N_SUBJECTS, 8))
-    s = np.array([subj[t] for t in fx.templates])
-    emb = (centres[s] + 1.3 * rng.normal(size=(len(s), 8))).astype(np.float32)
-    return fx, subj, emb
-
-
 def test_ijb_1to1_without_subjects_resamples_templates(tmp_path):
-    fx, _, emb = _ijb(tmp_path / "IJBC", with_csvs=False)
+    fx, _, emb = ijb_fixture(tmp_path / "IJBC", with_csvs=False)
     p = load_protocol("ijbc", fx.root, check_counts=False)
     r = _quiet(p.evaluate, emb, ci=0.9, n_boot=N_BOOT)
     check_intervals(r, {"eer": "template", "tar@far=1e-1": "template"})
@@ -223,7 +184,7 @@ def test_ijb_1to1_without_subjects_resamples_templates(tmp_path):
 
 
 def test_ijb_1to1_with_subjects(tmp_path):
-    fx, subj, emb = _ijb(tmp_path / "IJBC", with_csvs=True)
+    fx, subj, emb = ijb_fixture(tmp_path / "IJBC", with_csvs=True)
     p = load_protocol("ijbc", fx.root, check_counts=False)
     r = _quiet(p.evaluate, emb, ci=0.9, n_boot=N_BOOT, seed=1)
     check_intervals(r, {"eer": "subject", "tar@far=1e-1": "subject"})
@@ -242,7 +203,7 @@ def test_ijb_1to1_with_subjects(tmp_path):
 
 
 def test_ijb_1n_intervals_by_subject(tmp_path):
-    fx, subj, emb = _ijb(tmp_path / "IJBC", with_csvs=True)
+    fx, subj, emb = ijb_fixture(tmp_path / "IJBC", with_csvs=True)
     p = load_protocol("ijbc_1n", fx.root, check_counts=False)
     r = _quiet(p.evaluate, emb, ci=0.9, n_boot=N_BOOT, seed=4)
     resolvable = {"tpir@fpir=1e-1", "G1/tpir@fpir=1e-1", "G2/tpir@fpir=1e-1"}
@@ -287,7 +248,7 @@ def test_ijb_1n_intervals_by_subject(tmp_path):
 
 
 def test_ijb_1n_merged_rank_intervals(tmp_path):
-    fx, subj, emb = _ijb(tmp_path / "IJBC", with_csvs=True)
+    fx, subj, emb = ijb_fixture(tmp_path / "IJBC", with_csvs=True)
     p = load_protocol("ijbc_1n", fx.root, check_counts=False)
     r = _quiet(p.evaluate, emb, conventions={"1n": "merged-galleries"}, ci=0.9, n_boot=N_BOOT)
     check_intervals(r, {"rank1": "subject", "rank10": "subject"})
@@ -336,7 +297,7 @@ def test_kface_by_identity(tmp_path):
 
     write_kface_root(tmp_path, {"Q1": pairs(30), "Q2": pairs(25)}, write_images=False)
     p = load_protocol("kface", tmp_path, lists=("Q1", "Q2"), check_counts=False)
-    emb = _noisy_identity_embeddings([k.split("/")[0] for k in p.images.keys()], noise=1.2)
+    emb = noisy_identity_embeddings([k.split("/")[0] for k in p.images.keys()], noise=1.2)
     r = _quiet(p.evaluate, emb, ci=0.9, n_boot=N_BOOT)
     check_intervals(r, {"Q1/tar@far=1e-1": "identity", "Q2/eer": "identity", "Q1/accuracy": "pair"})
     assert not any(k.endswith(f"tar@far={far_name(1e-3)}") for k in r.intervals)  # 30 impostors: unresolvable

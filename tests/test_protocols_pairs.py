@@ -126,8 +126,8 @@ def test_xnorm_norms_and_details(lfw_bin):
     assert p.evaluate(emb, norms=given).metrics["xnorm"] == pytest.approx(2.5)
     assert r.metrics["accuracy"] == 1.0 and r.metrics["eer"] == 0.0 and r.metrics["auc"] == 1.0
     assert r.conventions == {
-        "accuracy": "kfold-grid", "tar": "nearest", "score": "cosine of L2-normalised embeddings",
-        "flip": "sum of image and mirror embeddings",
+        "accuracy": "kfold-grid", "tar": "nearest",
+        "score": "cosine of L2-normalised flip-summed embeddings (image + mirror)", "flip": "sum",
     }
     roc = r.details["roc"]
     assert len(roc["far"]) <= 1000 and roc["far"][0] == 0 and roc["far"][-1] == 1 and roc["tar"][-1] == 1

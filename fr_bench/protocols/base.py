@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from fr_bench.protocols.conventions import FLIP_CONVENTIONS, check_flip, choose_conventions, default_first
+
 #: Side of the aligned square crop every protocol delivers.
 CROP_SIZE = 112
 
@@ -220,16 +222,35 @@ class Protocol(ABC):
     """A benchmark protocol bound to the files under ``root``.
 
     Subclasses set ``name`` and ``spec`` (the parsed TOML spec), build ``images`` lazily-decodable, and implement
-    :meth:`evaluate`. ``flip_test`` says whether the protocol's convention sums each image's embedding with its
-    mirror's (the extractor reads it). ``data_files`` lists the files that define the protocol (hashed for
-    provenance).
+    :meth:`evaluate`. ``flip_convention`` is the protocol's default flip fusion (a name of
+    :data:`~fr_bench.protocols.conventions.FLIP_CONVENTIONS`; the spec's ``[conventions] flip`` overrides the class
+    default): the runner extracts with it unless told otherwise and passes the mode it used to ``evaluate`` as
+    ``conventions["flip"]``. ``data_files`` lists the files that define the protocol (hashed for provenance).
     """
 
     name: str = ""
-    flip_test: bool = True
+    flip_convention: str = "sum"
 
     def __init__(self, spec: Mapping[str, Any] | None = None) -> None:
         self.spec: dict[str, Any] = dict(spec or {})
+        flip = self.spec.get("conventions", {}).get("flip")
+        if flip is not None:
+            where = f"{self.spec.get('spec_file', self.spec.get('name', 'protocol'))}: [conventions] flip"
+            self.flip_convention = check_flip(str(flip), where)
+
+    @property
+    def flip_test(self) -> bool:
+        """Read-only: whether the default flip convention embeds the mirror image too (``flip_convention``)."""
+        return self.flip_convention != "none"
+
+    def shared_conventions(self) -> dict[str, list[str]]:
+        """The convention groups every protocol accepts (``flip``), default first; subclasses add them to
+        :attr:`conventions`."""
+        return {"flip": default_first(FLIP_CONVENTIONS, self.flip_convention)}
+
+    def choose(self, conventions: Mapping[str, str] | None) -> dict[str, str]:
+        """The named convention of every group of :attr:`conventions` (unknown groups or names raise)."""
+        return choose_conventions(self.name or "protocol", self.conventions, conventions)
 
     @property
     @abstractmethod
@@ -262,9 +283,10 @@ class Protocol(ABC):
     ) -> ProtocolResult:
         """The protocol's official numbers from ``embeddings`` (one row per image of :attr:`images`, in order).
 
-        ``embeddings`` are the extractor's raw (flip-summed where :attr:`flip_test`) features, not normalised;
-        ``norms`` their L2 norms if the caller already has them. ``conventions`` picks a named convention per metric
-        group (see :attr:`conventions`); ``ci`` is a confidence level (e.g. 0.95) for bootstrap intervals, or None.
+        ``embeddings`` are the extractor's raw features (fused with the mirror image's as ``conventions["flip"]``
+        says: the mode the extractor used), not normalised; ``norms`` their L2 norms if the caller already has them.
+        ``conventions`` picks a named convention per metric group (see :attr:`conventions`); ``ci`` is a confidence
+        level (e.g. 0.95) for bootstrap intervals, or None.
         """
 
     def check_embeddings(self, embeddings: np.ndarray) -> np.ndarray:

@@ -40,6 +40,7 @@ from fr_bench.protocols.base import (
     file_error,
     require_root,
 )
+from fr_bench.protocols.conventions import FLIP_FEATURES, default_first
 
 #: Pooling conventions, the reference first.
 POOLINGS = ("media-mean-sum", "media-balanced", "image-mean", "norm-weighted")
@@ -439,35 +440,6 @@ class ArrayImageSource(ImageSource):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Shared evaluation helpers (also used by the 1:N, MegaFace and K-FACE loaders)
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def pick_convention(conventions: Mapping[str, str] | None, group: str, allowed: Sequence[str]) -> str:
-    """The convention chosen for ``group`` (default: the first allowed); unknown names raise."""
-    chosen = (conventions or {}).get(group, allowed[0])
-    if chosen not in allowed:
-        raise ValueError(f"unknown {group!r} convention {chosen!r}; choose one of {', '.join(allowed)}")
-    return chosen
-
-
-def check_conventions(conventions: Mapping[str, str] | None, known: Mapping[str, Sequence[str]]) -> None:
-    for group in conventions or {}:
-        if group not in known:
-            raise ValueError(f"unknown convention group {group!r}; this protocol accepts {', '.join(known)}")
-
-
-def verification_metrics(result: ProtocolResult, prefix: str, scores: np.ndarray, labels: np.ndarray,
-                         fars: Sequence[float], convention: str, roc_points: int = 1000) -> None:
-    """Kept for ``bench/ijb_bench.py``: the shared path :func:`fr_bench.protocols.scoring.score_verification`
-    (TAR@FAR + realised operating points + flags, EER, AUC, distribution, downsampled ROC), no intervals."""
-    from fr_bench.protocols.scoring import score_verification
-
-    score_verification(result, scores, labels, fars=fars, convention=convention, prefix=prefix,
-                       roc_points=roc_points)
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # The 1:1 protocol
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -490,7 +462,6 @@ class IJBBase(Protocol):
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
         self.keep_norm, self.detector_weight, self.pooling = keep_norm, detector_weight, pooling
-        self.flip_test = True
         counts = spec.get("counts", {})
         self.meta = read_ijb_meta(spec_file(root, spec, "face_tid_mid"), spec_file(root, spec, "name_5pts_score"))
         _check_count(self.meta.face_tid_mid, "images (lines)", len(self.meta.names), counts.get("images"),
@@ -523,10 +494,10 @@ class IJBBase(Protocol):
                                   det_scores=self.meta.det_scores.astype(np.float64) if self.detector_weight else None)
         return pool_templates(emb, self.layout, weights)
 
-    def pooling_conventions(self, pooling: str) -> dict[str, str]:
+    def pooling_conventions(self, pooling: str, flip: str) -> dict[str, str]:
+        """The pooling, image-feature and flip conventions a result records."""
         return {"pooling": pooling, "image_feature": ("raw (norm kept)" if self.keep_norm else "L2-normalised")
-                + (" x detector score" if self.detector_weight else ""),
-                "flip": "sum of image and mirror embeddings" if self.flip_test else "none"}
+                + (" x detector score" if self.detector_weight else ""), "flip": flip}
 
 
 class IJBVerification(IJBBase):
@@ -548,7 +519,8 @@ class IJBVerification(IJBBase):
 
     @property
     def conventions(self) -> dict[str, list[str]]:
-        return {"tar": list(TAR_CONVENTIONS), "pooling": [self.pooling] + [p for p in POOLINGS if p != self.pooling]}
+        return {"tar": list(TAR_CONVENTIONS), "pooling": default_first(POOLINGS, self.pooling),
+                **self.shared_conventions()}
 
     def pair_subjects(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Subject of each pair's two templates from the 1:N CSVs (-1 where absent), or None without CSVs."""
@@ -593,15 +565,15 @@ class IJBVerification(IJBBase):
         """
         from fr_bench.protocols.scoring import pair_arrays, score_verification
 
-        check_conventions(conventions, self.conventions)
-        tar_conv = pick_convention(conventions, "tar", TAR_CONVENTIONS)
-        pooling = pick_convention(conventions, "pooling", self.conventions["pooling"])
+        chosen = self.choose(conventions)
+        tar_conv, pooling = chosen["tar"], chosen["pooling"]
         feats = self.template_features(embeddings, norms, pooling)
         scores = pair_scores(feats, self.row_a, self.row_b)
         fars = tuple(self.spec.get("metrics", {}).get("fars", DEFAULT_FARS))
         result = ProtocolResult(protocol=self.name, metrics={},
-                                conventions={"tar": tar_conv, "score": "cosine of L2-normalised template features",
-                                             **self.pooling_conventions(pooling)})
+                                conventions={"tar": tar_conv, "score": "cosine of L2-normalised template features "
+                                             f"pooled from {FLIP_FEATURES[chosen['flip']]}",
+                                             **self.pooling_conventions(pooling, chosen["flip"])})
         units = self.resampling_units()
         score_verification(result, scores, self.labels, fars=fars, convention=tar_conv,
                            units=units, ci=ci, n_boot=n_boot, seed=seed)

@@ -51,12 +51,8 @@ import numpy as np
 import pandas as pd
 
 from fr_bench.protocols.base import ProtocolError, ProtocolResult, file_error, require_root
-from fr_bench.protocols.ijb import (
-    POOLINGS,
-    IJBBase,
-    check_conventions,
-    pick_convention,
-)
+from fr_bench.protocols.conventions import FLIP_FEATURES, default_first
+from fr_bench.protocols.ijb import POOLINGS, IJBBase
 from fr_bench.protocols.scoring import (
     Units,
     far_name,
@@ -165,7 +161,8 @@ class IJBIdentification(IJBBase):
 
     @property
     def conventions(self) -> dict[str, list[str]]:
-        return {"1n": list(IN_CONVENTIONS), "pooling": [self.pooling] + [p for p in POOLINGS if p != self.pooling]}
+        return {"1n": list(IN_CONVENTIONS), "pooling": default_first(POOLINGS, self.pooling),
+                **self.shared_conventions()}
 
     def evaluate(self, embeddings: np.ndarray, norms: np.ndarray | None = None, *,
                  conventions: Mapping[str, str] | None = None, ci: float | None = None, n_boot: int = 1000,
@@ -173,9 +170,8 @@ class IJBIdentification(IJBBase):
         """Rank-k and TPIR@FPIR under the ``1n`` convention; intervals and per-search arrays: module docstring."""
         from fr_bench.metrics import identification as ident
 
-        check_conventions(conventions, self.conventions)
-        conv = pick_convention(conventions, "1n", IN_CONVENTIONS)
-        pooling = pick_convention(conventions, "pooling", self.conventions["pooling"])
+        chosen = self.choose(conventions)
+        conv, pooling = chosen["1n"], chosen["pooling"]
         feats = self.template_features(embeddings, norms, pooling)
         metrics_spec = self.spec.get("metrics", {})
         fpirs = tuple(float(f) for f in metrics_spec.get("fpirs", DEFAULT_FPIRS))
@@ -183,8 +179,9 @@ class IJBIdentification(IJBBase):
         probe = feats[self.probe_rows]
         galleries = {g: (feats[rows], sids) for g, (rows, sids) in self.galleries.items()}
         result = ProtocolResult(protocol=self.name, metrics={},
-                                conventions={"1n": conv, "score": "cosine of L2-normalised template features",
-                                             **self.pooling_conventions(pooling)})
+                                conventions={"1n": conv, "score": "cosine of L2-normalised template features "
+                                             f"pooled from {FLIP_FEATURES[chosen['flip']]}",
+                                             **self.pooling_conventions(pooling, chosen["flip"])})
         unit = Units.from_values(self.probe_subjects, self.probe_subjects, "subject").a
         result.scores = {"probe_template": self.probe_templates.astype(np.int32),
                          "probe_subject": self.probe_subjects.astype(np.int32), "rank1_unit": unit}

@@ -9,7 +9,8 @@ Expected under ``root`` (FORMATS.md "K-FACE")::
 (``lists_dir=`` points elsewhere for the lists.) Paths in the lists are relative to ``root``. The tier definitions
 (which S/L/E/C make Q1..Q4) are not confirmed: the lists are read, never generated.
 
-Per list: cosine scores of flip-summed embeddings; TAR@FAR (1e-4, 1e-3, 1e-2, 1e-1; convention ``nearest`` by default
+Per list: cosine scores of the L2-normalised embeddings, by default of the image and mirror embeddings concatenated
+(flip convention ``concat``, as UNPG's released evaluation does; ``sum`` and ``none`` selectable); TAR@FAR (1e-4, 1e-3, 1e-2, 1e-1; convention ``nearest`` by default
 as in the UNPG tables, ``strict``/``interpolated`` selectable). With 500 impostor pairs a list cannot resolve FAR below
 2e-3 (needs floor(far * n_impostor) >= 1): those are NaN and flagged. Accuracy: ``best-threshold`` by default (UNPG's
 ``best_th``: the best threshold on the whole list, scored on the same list -- an optimistic "oracle" figure, flagged);
@@ -35,13 +36,8 @@ from typing import Any
 import numpy as np
 
 from fr_bench.protocols.base import ImageSource, Protocol, ProtocolResult, file_error, require_root
-from fr_bench.protocols.ijb import (
-    TAR_CONVENTIONS,
-    ArrayImageSource,
-    check_conventions,
-    pick_convention,
-    read_columns,
-)
+from fr_bench.protocols.conventions import FLIP_FEATURES
+from fr_bench.protocols.ijb import TAR_CONVENTIONS, ArrayImageSource, read_columns
 from fr_bench.protocols.scoring import Units, accuracy_interval, op_dict, pair_arrays, score_verification
 
 LISTS = ("Q1", "Q2", "Q3", "Q4")
@@ -65,7 +61,8 @@ def read_kface_list(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 class KFace(Protocol):
     """K-FACE verification over the selected pair lists (one image list shared by all of them)."""
 
-    flip_test = True
+    #: UNPG's released K-FACE evaluation concatenates the image and mirror embeddings: its numbers need it.
+    flip_convention = "concat"
 
     def __init__(self, root: Path, spec: Mapping[str, Any], *, lists: Sequence[str], lists_dir: Path,
                  check_counts: bool) -> None:
@@ -112,7 +109,7 @@ class KFace(Protocol):
 
     @property
     def conventions(self) -> dict[str, list[str]]:
-        return {"tar": list(TAR_CONVENTIONS), "accuracy": list(ACCURACY_CONVENTIONS)}
+        return {"tar": list(TAR_CONVENTIONS), "accuracy": list(ACCURACY_CONVENTIONS), **self.shared_conventions()}
 
     def evaluate(self, embeddings: np.ndarray, norms: np.ndarray | None = None, *,
                  conventions: Mapping[str, str] | None = None, ci: float | None = None, n_boot: int = 1000,
@@ -121,15 +118,14 @@ class KFace(Protocol):
         per-pair arrays: module docstring."""
         from fr_bench.metrics.verification import kfold_correct, pair_accuracy
 
-        check_conventions(conventions, self.conventions)
-        tar_conv = pick_convention(conventions, "tar", TAR_CONVENTIONS)
-        acc_conv = pick_convention(conventions, "accuracy", ACCURACY_CONVENTIONS)
+        chosen = self.choose(conventions)
+        tar_conv, acc_conv = chosen["tar"], chosen["accuracy"]
         emb = self.check_embeddings(embeddings).astype(np.float64)
         unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
         fars = tuple(self.spec.get("metrics", {}).get("fars", (1e-4, 1e-3, 1e-2, 1e-1)))
         result = ProtocolResult(protocol=self.name, metrics={},
-                                conventions={"tar": tar_conv, "accuracy": acc_conv,
-                                             "score": "cosine of flip-summed embeddings"})
+                                conventions={"tar": tar_conv, "accuracy": acc_conv, "flip": chosen["flip"],
+                                             "score": f"cosine of L2-normalised {FLIP_FEATURES[chosen['flip']]}"})
         identity = Units.from_values(self.identities, self.identities, "identity").a  # one code per image
         arrays = []
         for code, q in enumerate(self.lists):

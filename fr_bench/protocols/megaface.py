@@ -51,7 +51,8 @@ from typing import Any
 import numpy as np
 
 from fr_bench.protocols.base import ImageSource, Protocol, ProtocolError, ProtocolResult, file_error, require_root
-from fr_bench.protocols.ijb import ArrayImageSource, check_conventions
+from fr_bench.protocols.conventions import FLIP_FEATURES
+from fr_bench.protocols.ijb import ArrayImageSource
 from fr_bench.protocols.scoring import far_name, interval_dict, op_dict
 
 DISTRACTOR_SIZES = (10, 100, 1000, 10000, 100000, 1000000)
@@ -136,8 +137,6 @@ def _basenames(paths: np.ndarray) -> np.ndarray:
 class MegaFace(Protocol):
     """MegaFace challenge 1 with one distractor-set size."""
 
-    flip_test = True
-
     def __init__(self, root: Path, spec: Mapping[str, Any], *, distractors: int, cleaning: str, aligned: bool,
                  features: str | os.PathLike | None, feature_suffix: str, check_counts: bool,
                  device: str | None, seed: int) -> None:
@@ -210,7 +209,7 @@ class MegaFace(Protocol):
 
     @property
     def conventions(self) -> dict[str, list[str]]:
-        return {"megaface_cleaning": [self.cleaning]}
+        return {"megaface_cleaning": [self.cleaning], **self.shared_conventions()}
 
     def devkit_embeddings(self) -> np.ndarray:
         """Embeddings read from the devkit feature files under ``features=DIR``, in :attr:`images` order."""
@@ -249,10 +248,10 @@ class MegaFace(Protocol):
                  seed: int = 0) -> ProtocolResult:
         from fr_bench.metrics.identification import distractor_rank1, distractor_verification
 
-        check_conventions(conventions, self.conventions)
-        chosen = (conventions or {}).get("megaface_cleaning", self.cleaning)
-        if chosen != self.cleaning:
-            raise ValueError(f"megaface: cleaning is fixed at load (cleaning={self.cleaning!r}), got {chosen!r}")
+        given = (conventions or {}).get("megaface_cleaning", self.cleaning)
+        if given != self.cleaning:
+            raise ValueError(f"megaface: cleaning is fixed at load (cleaning={self.cleaning!r}), got {given!r}")
+        chosen = self.choose(conventions)
         emb = self.check_embeddings(embeddings)
         probe, dis = emb[:self.n_probes], emb[self.n_probes:]
         if self.cleaning == "arcface-devkit-variant":
@@ -265,7 +264,8 @@ class MegaFace(Protocol):
                                              "rank1": "devkit: each probe queries with one other image of its "
                                                       "identity added to the distractors; success iff it outranks all",
                                              "tar": "strict (accept iff score > threshold)",
-                                             "score": "cosine"})
+                                             "score": f"cosine of L2-normalised {FLIP_FEATURES[chosen['flip']]}",
+                                             "flip": chosen["flip"]})
         for far, point in ver.items():
             name = f"tar@far={far_name(far)}"
             d = op_dict(point)

@@ -2,7 +2,7 @@
 
 A :class:`PairProtocol` is an image list, ``pairs`` (``(N, 2)`` indices into it), ``labels`` (genuine = True) and
 ``folds`` (fold id per pair, contiguous, in the official order). ``evaluate`` scores each pair with the cosine of
-the L2-normalised (flip-summed) embeddings and computes, with :mod:`fr_bench.metrics` only:
+the L2-normalised embeddings (fused with the mirror image's as the ``flip`` convention says) and computes, with :mod:`fr_bench.metrics` only:
 
 * ``accuracy`` / ``accuracy_std`` under a named convention (group ``"accuracy"``):
 
@@ -18,7 +18,8 @@ the L2-normalised (flip-summed) embeddings and computes, with :mod:`fr_bench.met
 * ``tar@far=<f>`` for the spec's FAR list, read on the whole-set ROC under a named convention (group ``"tar"``:
   ``nearest`` default, ``strict``, ``interpolated``); the realised operating point goes to ``operating_points``.
   This is not insightface's per-fold "VAL@FAR" (threshold found on the training folds); the spec says so.
-* ``eer``, ``auc``, ``xnorm`` (mean L2 norm of the embeddings as given, i.e. flip-summed when ``flip_test``).
+* ``eer``, ``auc``, ``xnorm`` (mean L2 norm of the embeddings as given, fused with the mirror image's as the
+  ``flip`` convention says).
 
 TAR@FAR, EER, AUC, the ROC and the distribution summary come from the shared path
 :func:`fr_bench.protocols.scoring.score_verification`. Details: per-fold accuracies and thresholds, a downsampled
@@ -53,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from fr_bench.protocols.base import ImageSource, Protocol, ProtocolError, ProtocolResult
+from fr_bench.protocols.conventions import FLIP_FEATURES, check_flip
 from fr_bench.protocols.scoring import (
     Units,
     accuracy_interval,
@@ -180,7 +182,7 @@ class PairProtocol(Protocol):
         source: str = "",
         n_pairs_total: int | None = None,
         flags: Sequence[str] = (),
-        flip_test: bool = True,
+        flip_convention: str | None = None,
         identities: Sequence[str] | None = None,
     ) -> None:
         super().__init__(spec)
@@ -191,7 +193,8 @@ class PairProtocol(Protocol):
         self.folds = np.asarray(folds, dtype=np.int64)
         self.n_folds = int(n_folds)
         self.source = source
-        self.flip_test = bool(flip_test)
+        if flip_convention is not None:
+            self.flip_convention = check_flip(flip_convention, self.name)
         self._data_files = [str(f) for f in data_files]
         self.n_pairs_total = int(n_pairs_total) if n_pairs_total is not None else len(self.labels)
         self.load_flags = list(flags)
@@ -232,27 +235,12 @@ class PairProtocol(Protocol):
         return {
             "accuracy": [acc_default] + [c for c in allowed_acc if c != acc_default],
             "tar": [tar_default] + [c for c in TAR_CONVENTIONS if c != tar_default],
+            **self.shared_conventions(),
         }
 
     @property
     def fars(self) -> tuple[float, ...]:
         return tuple(float(f) for f in self.spec.get("metrics", {}).get("fars", DEFAULT_FARS))
-
-    def _chosen(self, conventions: Mapping[str, str] | None) -> dict[str, str]:
-        known = self.conventions
-        conventions = dict(conventions or {})
-        for group in conventions:
-            if group not in known:
-                raise ValueError(f"{self.name}: unknown convention group {group!r}; accepted: {', '.join(known)}")
-        chosen = {}
-        for group, allowed in known.items():
-            value = conventions.get(group, allowed[0])
-            if value not in allowed:
-                raise ValueError(
-                    f"{self.name}: unknown {group!r} convention {value!r}; choose one of {', '.join(allowed)}"
-                )
-            chosen[group] = value
-        return chosen
 
     # -- scoring --------------------------------------------------------------------------------------------
 
@@ -326,7 +314,7 @@ class PairProtocol(Protocol):
                 np.where(skipped[:, None], 1.0, embeddings), None if norms is None else np.where(skipped, 1.0, norms),
                 conventions=conventions, ci=ci, n_boot=n_boot, seed=seed, accuracy_unit=accuracy_unit,
             )
-        chosen = self._chosen(conventions)
+        chosen = self.choose(conventions)
         unit, feature_norms = self.unit_embeddings(embeddings, norms)
         scores = self.pair_scores(unit)
         labels = self.labels
@@ -334,8 +322,8 @@ class PairProtocol(Protocol):
         result.conventions = {
             "accuracy": chosen["accuracy"],
             "tar": chosen["tar"],
-            "score": "cosine of L2-normalised embeddings",
-            "flip": "sum of image and mirror embeddings" if self.flip_test else "none",
+            "score": f"cosine of L2-normalised {FLIP_FEATURES[chosen['flip']]}",
+            "flip": chosen["flip"],
         }
 
         # accuracy (fractions, not percent)
@@ -388,9 +376,8 @@ class PairProtocol(Protocol):
             "n_pairs_scored": int(len(labels)),
             "n_pairs_total": int(self.n_pairs_total),
         }
-        result.details["xnorm"] = "mean L2 norm of the embeddings of the images in scored pairs" + (
-            " (flip-summed features)" if self.flip_test else ""
-        )
+        result.details["xnorm"] = (f"mean L2 norm of the embeddings of the images in scored pairs "
+                                   f"({FLIP_FEATURES[chosen['flip']]})")
         result.provenance = {"source": self.source, "data_files": list(self._data_files)}
         result.scores = pair_arrays(scores, labels, units, folds=acc_folds, correct=correct)
         if ci is not None:
