@@ -3,13 +3,14 @@
 Embeddings
 ----------
 One HDF5 file per *identity*: model fingerprint (model bytes + input contract), preprocessing contract, flip
-setting, the image-list fingerprint (sha256 of the image keys joined by newlines), the source's recipe digest (the
+convention, the image-list fingerprint (sha256 of the image keys joined by newlines), the source's recipe digest (the
 alignment landmarks behind the keys; a ``.bin`` pack's member bytes), its colour space, the CUDA autocast dtype and,
 from the runner, the provenance hash of the protocol's files (the extractor builds the identity). The file is
 ``<cache_dir>/embeddings/<sha256 of the identity>.h5`` and holds
 
 * ``features`` (N, D) float32 -- raw features in image order (rows not yet computed are NaN);
-* ``done`` (N,) bool -- the completion record: a row is trusted only when its flag is set;
+* ``done`` (N,) bool -- the completion record: a row is trusted only when its flag is set and its features are
+  finite (a completed non-finite row, which this module never writes, is un-flagged and recomputed);
 * attribute ``identity`` -- the identity as canonical JSON, compared on every open; ``meta`` -- extra context.
 
 Crash safety: a batch's rows are written to ``features`` and flushed *before* their ``done`` flags are set and
@@ -174,21 +175,31 @@ class EmbeddingCache:
             feats = np.empty((len(rows), self.dim), np.float32)
             for start, stop, off in _contiguous_runs(rows):
                 feats[off : off + stop - start] = self._file["features"][start:stop]
-            return rows, feats
         except Exception as exc:
             warnings.warn(f"discarding embedding cache {self.path}: cannot read it ({exc}); recomputing",
                           stacklevel=2)
             self._discard()
             self._create()
             return empty
+        finite = np.isfinite(feats).all(axis=1)
+        if not finite.all():  # never written by this module; a damaged or foreign file: recompute those rows
+            warnings.warn(f"embedding cache {self.path}: {int((~finite).sum())} completed rows are not finite "
+                          f"(first row {int(rows[~finite][0])}); recomputing them", stacklevel=2)
+            self._file["done"][rows[~finite]] = False
+            self._file.flush()
+            rows, feats = rows[finite], feats[finite]
+        return rows, feats
 
     def write(self, rows: np.ndarray, features: np.ndarray) -> None:
-        """Store completed rows: features first (flushed), then their ``done`` flags (flushed)."""
+        """Store completed rows: features first (flushed), then their ``done`` flags (flushed); non-finite rows are
+        left out (they are recomputed next time)."""
         if not self.enabled or self._file is None or len(rows) == 0:
             return
         rows = np.asarray(rows, dtype=np.int64)
         order = np.argsort(rows, kind="stable")
         rows, features = rows[order], np.asarray(features, np.float32)[order]
+        finite = np.isfinite(features).all(axis=1)  # a NaN row is never marked complete
+        rows, features = rows[finite], features[finite]
         runs = _contiguous_runs(rows)
         for start, stop, off in runs:
             self._file["features"][start:stop] = features[off : off + stop - start]

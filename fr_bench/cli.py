@@ -104,7 +104,7 @@ def _model_options(f):
                      help="Folder (or .bin pack) holding the benchmark files; not needed for 'demo'."),
         click.option("--arch", default=None, help="Backbone of a plain state dict, e.g. iresnet100, mobilefacenet."),
         click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)."),
-        click.option("--batch-size", default=128, show_default=True, type=int),
+        click.option("--batch-size", default=None, type=int, help="Images per batch (default: 32 on CPU, 128 on CUDA)."),
         click.option("--workers", "num_workers", default=None, type=int,
                      help="Image decoding worker processes (default: min(cores, 8)); 0 decodes in the main process."),
         click.option("--no-flip", is_flag=True, help="Do not sum each embedding with its mirror image's (flip-test)."),
@@ -327,7 +327,7 @@ def conventions(model, protocol, root, **kw) -> None:
     from fr_bench.runner import conventions_rows, prepare
 
     prep = prepare(model, protocol, root, **_prepare_kwargs(kw))
-    rows = conventions_rows(prep.protocol, prep.embeddings.features, prep.embeddings.norms)
+    rows = conventions_rows(prep.protocol, prep.embeddings.features, prep.embeddings.norms, prepared=prep)
     click.echo(render(conventions_table(rows), "md"))
 
 

@@ -7,16 +7,25 @@
 * a ``torch.utils.data.DataLoader`` decodes and aligns crops in worker processes (``num_workers``, default
   ``min(cpu_count, 8)``; 0 decodes in this process), pinned memory and non-blocking copies on CUDA;
 * the embedder preprocesses on its device (channels-last, autocast bf16/fp16 on CUDA only, float32 on CPU, under
-  ``torch.inference_mode``); with ``flip`` the mirrored crops (``torch.flip`` along the width, on the device) are
-  concatenated to the batch so one forward pass yields ``emb(x) + emb(mirror(x))``;
+  ``torch.inference_mode``); with a flip convention the mirrored crops (``torch.flip`` along the width, on the
+  device) are concatenated to the batch so one forward pass yields both;
 * ONNX models run through onnxruntime on CPU numpy batches (their embedder handles that).
 
-Features are *raw*: not normalised (the protocol decides), float32, and with ``flip`` the sum of the two passes.
+Features are *raw*: not normalised (the protocol decides), float32, fused with the mirror image's by the named flip
+convention ``flip`` (:data:`~fr_bench.models.base.FLIP_MODES`): ``"sum"`` = ``f(x) + f(mirror x)`` (insightface),
+``"concat"`` = ``[f(x), f(mirror x)]`` (2D features; UNPG's K-FACE evaluation), ``"none"`` = ``f(x)``. True and
+False still mean "sum" and "none". The convention is part of the cache identity.
+
+Batch size: when none is given, :func:`default_batch_size` picks it by device (CPU 32: onnxruntime's CPU peak grows
+with the batch and no throughput is gained above it; CUDA 128).
 
 Bad images: an image that fails to load (or is not a 112x112x3 uint8 array) raises :class:`ImageDecodeError`
 naming its index, key and file. With ``skip_bad_images=True`` its row is NaN instead and it is listed in
 ``Embeddings.skipped``; protocols decide what NaN rows mean (they must not drop them silently). Skipped rows are
-not marked complete in the cache, so a later run retries them.
+not marked complete in the cache, so a later run retries them. Rows the model returns non-finite are an error
+(:class:`~fr_bench.models.NonFiniteOutputError`) unless ``skip_bad_images``: then they are skipped the same way, and
+``n_skipped`` always equals the number of NaN rows returned. A non-finite row found in the cache is never served: it
+is recomputed.
 
 Multi-GPU: when ``torch.distributed`` is initialised (``torchrun``), the rows still to compute are split into
 ``world_size`` contiguous shards (rank r takes the r-th of ``numpy.array_split``); every rank embeds its shard on its
@@ -41,8 +50,18 @@ from tqdm.auto import tqdm
 
 from fr_bench.cache import EmbeddingCache, default_cache_dir, entry_digest, image_list_fingerprint
 from fr_bench.models import Embedder, NonFiniteOutputError, amp_dtype, load_model
+from fr_bench.models.base import FLIP_MODES, ModelOutputError, flip_mode
 
-__all__ = ["Embeddings", "ImageDecodeError", "default_cache_dir", "extract", "shard_rows"]
+__all__ = ["FLIP_MODES", "Embeddings", "ImageDecodeError", "default_batch_size", "default_cache_dir", "extract",
+           "flip_mode", "shard_rows"]
+
+#: Default batch size per device type (see the module docstring and bench/RESULTS.md for the CPU memory figures).
+DEFAULT_BATCH_SIZE: dict[str, int] = {"cpu": 32, "cuda": 128}
+
+
+def default_batch_size(device: str | torch.device) -> int:
+    """The batch size used when none is given: 32 on CPU (bounded memory), 128 on CUDA."""
+    return DEFAULT_BATCH_SIZE.get(torch.device(device).type, DEFAULT_BATCH_SIZE["cpu"])
 
 
 class ImageDecodeError(RuntimeError):
@@ -53,10 +72,11 @@ class ImageDecodeError(RuntimeError):
 class Embeddings:
     """The output of :func:`extract`.
 
-    ``features`` (N, D) float32 raw features in image order (``emb(x) + emb(mirror(x))`` with flip; NaN rows for
-    skipped images); ``norms`` (N,) their L2 norms; ``fingerprint`` the cache identity digest (model, preprocessing,
-    flip, image list); ``skipped`` a list of ``(index, key, error)``; ``timings`` seconds and images/s;
-    ``from_cache`` True when no row had to be computed.
+    ``features`` (N, D) float32 raw features in image order, fused by the ``flip`` convention ("sum", "concat":
+    D is twice the model's width, "none"; NaN rows for skipped images); ``norms`` (N,) their L2 norms;
+    ``fingerprint`` the cache identity digest (model, preprocessing, flip, image list); ``skipped`` a list of
+    ``(index, key, error)``, one per NaN row; ``timings`` seconds and images/s; ``from_cache`` True when no row had
+    to be computed; ``device`` where the model really ran; ``batch_size`` the batch size used.
     """
 
     features: np.ndarray
@@ -68,8 +88,9 @@ class Embeddings:
     device: str = "cpu"
     from_cache: bool = False
     model_name: str = ""
-    flip: bool = True
+    flip: str = "sum"
     preprocessing: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 0
 
 
 class _Crops(Dataset):
@@ -143,17 +164,36 @@ def _describe(source: Any, row: int) -> str:
     return where
 
 
+
 def _same_device(a: torch.device, b: torch.device) -> bool:
     return a.type == b.type and (a.index or 0) == (b.index or 0)
 
 
+def _embed_batch(model: Embedder, crops: torch.Tensor, b_rows: np.ndarray, batch_index: int, images: Any, *,
+                 flip: str, amp: bool | str, color_space: str, skip_bad_images: bool) -> np.ndarray:
+    """One batch through the model; errors name the model, the batch and its first image."""
+    x = crops.to(model.input_device, non_blocking=True)
+    try:
+        feats = model.embed(x, color_space=color_space, flip=flip, amp=amp, check_finite=not skip_bad_images)
+    except (NonFiniteOutputError, ModelOutputError) as exc:
+        raise type(exc)(
+            f"{exc}; batch {batch_index} (images {int(b_rows[0])}..{int(b_rows[-1])}, "
+            f"first {_describe(images, int(b_rows[0]))})"
+        ) from exc
+    return feats.cpu().numpy()
+
+
 def _compute(
-    images: Any, model: Embedder, rows: np.ndarray, *, batch_size: int, num_workers: int, flip: bool,
+    images: Any, model: Embedder, rows: np.ndarray, *, batch_size: int, num_workers: int, flip: str,
     amp: bool | str, skip_bad_images: bool, cache: EmbeddingCache | None, bar: Any,
     color_space: str,
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str, str]], dict[str, float]]:
-    """Embed ``rows``; returns (rows, features, skipped, timings). Writes completed batches to ``cache``."""
-    dim = model.embedding_size
+    """Embed ``rows``; returns (rows, features, skipped, timings). Writes completed batches to ``cache``.
+
+    An undecodable image, or (with ``skip_bad_images``) a row the model returned non-finite, is NaN and listed in
+    ``skipped``; neither is written to the cache.
+    """
+    dim = model.output_width(flip)
     out = np.full((len(rows), dim), np.nan, np.float32)
     skipped: list[tuple[int, str, str]] = []
     wait_s = model_s = 0.0
@@ -176,27 +216,24 @@ def _compute(
         wait_s += now - t
         bad = [k for k, e in enumerate(errors) if e]
         for k in bad:
-            where = _describe(images, int(b_rows[k]))
             if not skip_bad_images:
-                raise ImageDecodeError(f"cannot decode {where}: {errors[k]}")
-            key = images.ref(int(b_rows[k])).key
-            skipped.append((int(b_rows[k]), key, errors[k]))
-        x = crops.to(model.input_device, non_blocking=True)
-        try:
-            feats = model.embed(x, color_space=color_space, flip=flip, amp=amp)
-        except NonFiniteOutputError as exc:
-            raise NonFiniteOutputError(
-                f"{exc}; batch {batch_index} (images {int(b_rows[0])}..{int(b_rows[-1])}, "
-                f"first {_describe(images, int(b_rows[0]))})"
-            ) from exc
-        feats = feats.cpu().numpy()
+                raise ImageDecodeError(f"cannot decode {_describe(images, int(b_rows[k]))}: {errors[k]}")
+        feats = _embed_batch(model, crops, b_rows, batch_index, images, flip=flip, amp=amp,
+                             color_space=color_space, skip_bad_images=skip_bad_images)
         if bad:
             feats[bad] = np.nan
+        nonfinite = set(np.flatnonzero(~np.isfinite(feats).all(axis=1)).tolist()) - set(bad)
+        for k in sorted(set(bad) | nonfinite):
+            why = errors[k] if k in bad else f"model {model.name} produced NaN/inf features"
+            skipped.append((int(b_rows[k]), images.ref(int(b_rows[k])).key, why))
+        if nonfinite:
+            feats[sorted(nonfinite)] = np.nan
         out[position : position + len(b_rows)] = feats
         position += len(b_rows)
         if cache is not None:
             good = np.ones(len(b_rows), bool)
             good[bad] = False
+            good[sorted(nonfinite)] = False
             cache.write(b_rows[good], feats[good])
         t = time.perf_counter()
         model_s += t - now
@@ -204,13 +241,65 @@ def _compute(
     return rows, out, skipped, {"wait_s": wait_s, "model_s": model_s}
 
 
+def _identity(images: Any, model: Embedder, keys: list[str], *, flip: str, amp: bool | str, color_space: str,
+              data_fingerprint: str | None) -> dict[str, Any]:
+    """Everything that decides the features: the embedding cache's identity."""
+    recipe = getattr(images, "recipe_digest", None)
+    identity = {
+        "model_fingerprint": model.fingerprint,
+        "preprocessing": model.prep.contract_key(),
+        "flip": flip,
+        "images": image_list_fingerprint(keys),
+        # landmarks (or pack bytes) behind the keys: another landmark file for the same keys gives other crops
+        "recipe": recipe() if callable(recipe) else _recipe_of_refs(images),
+        "color_space": color_space,
+        # autocast changes the features; it applies on CUDA only (see Embedder.embed)
+        "autocast": str(amp_dtype(amp)) if model.input_device.type == "cuda" else "none",
+        "n": len(keys),
+        "embedding_size": model.output_width(flip),
+    }
+    if data_fingerprint is not None:
+        identity["data"] = str(data_fingerprint)
+    return identity
+
+
+def _gather(rows: np.ndarray, feats: np.ndarray, skipped: list, failure: str | None, world: int,
+            cache: EmbeddingCache | None, rank: int) -> tuple[np.ndarray, np.ndarray, list]:
+    """Every rank's computed rows (torchrun); rank 0 writes the good ones to the cache."""
+    gathered: list[Any] = [None] * world
+    torch.distributed.all_gather_object(gathered, (rows, feats, skipped, failure))
+    failures = [g[3] for g in gathered if g[3]]
+    if failures:
+        raise RuntimeError("extraction failed on " + "; ".join(failures))
+    rows = np.concatenate([g[0] for g in gathered])
+    feats = np.concatenate([g[1] for g in gathered])
+    skipped = sorted(s for g in gathered for s in g[2])
+    if cache is not None and rank == 0:
+        skipped_rows = {s[0] for s in skipped}
+        good = np.array([r not in skipped_rows for r in rows], bool)
+        cache.write(rows[good], feats[good])
+    return rows, feats, skipped
+
+
+def _check_skipped_count(features: np.ndarray, skipped: list[tuple[int, str, str]], model: Embedder) -> None:
+    """Every NaN row is listed in ``skipped`` and every listed row is NaN (``n_skipped`` is an honest count)."""
+    nonfinite = set(np.flatnonzero(~np.isfinite(features).all(axis=1)).tolist())
+    listed = {s[0] for s in skipped}
+    if nonfinite != listed:
+        extra = sorted(nonfinite - listed)[:5]
+        raise NonFiniteOutputError(
+            f"model {model.name}: {len(nonfinite)} non-finite rows but {len(listed)} skipped images "
+            f"(unlisted rows {extra}); refusing to return features that disagree with the skipped list"
+        )
+
+
 def extract(
     images: Any,
     model: Embedder | str,
     *,
-    batch_size: int = 128,
+    batch_size: int | None = None,
     device: str | torch.device | None = None,
-    flip: bool = True,
+    flip: bool | str = "sum",
     num_workers: int | None = None,
     amp: bool | str = True,
     cache_dir: str | os.PathLike | None = None,
@@ -220,46 +309,35 @@ def extract(
 ) -> Embeddings:
     """Embed every image of ``images`` with ``model`` (an Embedder, or a spec for :func:`load_model`).
 
-    ``flip`` adds the mirrored image's features; ``amp`` (True = bf16, "fp16", False) applies on CUDA only;
-    ``cache_dir`` enables the HDF5 cache (see :mod:`fr_bench.cache`), None disables it; ``device`` must match the
-    embedder's (it is used to load ``model`` when a spec is given). Raises :class:`ImageDecodeError` for a bad image
-    unless ``skip_bad_images``, and :class:`~fr_bench.models.NonFiniteOutputError` for NaN/inf features.
+    ``flip`` names the flip convention ("sum", "concat", "none"; True = "sum", False = "none"); ``batch_size``
+    None picks :func:`default_batch_size` for the model's device; ``amp`` (True = bf16, "fp16", False) applies on
+    CUDA only; ``cache_dir`` enables the HDF5 cache (see :mod:`fr_bench.cache`), None disables it; ``device`` must
+    match the device the embedder was loaded for (it is used to load ``model`` when a spec is given). Raises
+    :class:`ImageDecodeError` for a bad image and :class:`~fr_bench.models.NonFiniteOutputError` for NaN/inf
+    features, unless ``skip_bad_images`` (then both are NaN rows listed in ``skipped``).
     ``data_fingerprint`` (e.g. the provenance hash of the protocol's files) joins the cache identity: image keys are
     relative paths, so two copies of a data set under other roots would otherwise share cached rows.
     """
     t0 = time.perf_counter()
+    mode = flip_mode(flip)
     if not isinstance(model, Embedder):
         model = load_model(model, device=str(device or "cpu"))
-    elif device is not None and not _same_device(torch.device(device), model.device):
+    elif device is not None and not _same_device(torch.device(device), model.requested_device):
         raise ValueError(f"extract(device={device!r}) but model {model.name} is loaded on {model.device}; "
                          "load it with load_model(..., device=...) on the device to use")
+    batch_size = default_batch_size(model.device) if batch_size is None else int(batch_size)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     num_workers = _default_workers() if num_workers is None else int(num_workers)
     color_space = str(getattr(images, "color_space", "RGB")).upper()
     rank, world = _dist()
-    n, dim = len(images), model.embedding_size
+    n, dim = len(images), model.output_width(mode)
     keys = list(images.keys())
     if len(keys) != n:
         raise ValueError(f"image source lists {len(keys)} keys for {n} images")
-    recipe = getattr(images, "recipe_digest", None)
-    identity = {
-        "model_fingerprint": model.fingerprint,
-        "preprocessing": model.prep.contract_key(),
-        "flip": bool(flip),
-        "images": image_list_fingerprint(keys),
-        # landmarks (or pack bytes) behind the keys: another landmark file for the same keys gives other crops
-        "recipe": recipe() if callable(recipe) else _recipe_of_refs(images),
-        "color_space": color_space,
-        # autocast changes the features; it applies on CUDA only (see Embedder.embed)
-        "autocast": str(amp_dtype(amp)) if model.input_device.type == "cuda" else "none",
-        "n": n,
-        "embedding_size": dim,
-    }
-    if data_fingerprint is not None:
-        identity["data"] = str(data_fingerprint)
+    identity = _identity(images, model, keys, flip=mode, amp=amp, color_space=color_space,
+                         data_fingerprint=data_fingerprint)
     cache = EmbeddingCache(cache_dir, identity, n, dim, meta={"model": model.name}) if cache_dir else None
-    fingerprint = entry_digest(identity)
 
     features = np.full((n, dim), np.nan, np.float32)
     todo = np.ones(n, bool)
@@ -282,7 +360,7 @@ def extract(
         with bar:
             try:
                 rows, feats, skipped, parts = _compute(
-                    images, model, mine, batch_size=batch_size, num_workers=num_workers, flip=flip, amp=amp,
+                    images, model, mine, batch_size=batch_size, num_workers=num_workers, flip=mode, amp=amp,
                     skip_bad_images=skip_bad_images, cache=cache if world == 1 else None, bar=bar,
                     color_space=color_space,
                 )
@@ -292,27 +370,16 @@ def extract(
                 failure = f"rank {rank}: {type(exc).__name__}: {exc}"
                 rows, feats, skipped, parts = mine[:0], np.empty((0, dim), np.float32), [], {}
         if world > 1:
-            gathered: list[Any] = [None] * world
-            torch.distributed.all_gather_object(gathered, (rows, feats, skipped, failure))
-            failures = [g[3] for g in gathered if g[3]]
-            if failures:
-                raise RuntimeError("extraction failed on " + "; ".join(failures))
-            rows = np.concatenate([g[0] for g in gathered])
-            feats = np.concatenate([g[1] for g in gathered])
-            skipped = sorted(s for g in gathered for s in g[2])
-            if cache is not None and rank == 0:
-                skipped_rows = {s[0] for s in skipped}
-                good = np.array([r not in skipped_rows for r in rows], bool)
-                cache.write(rows[good], feats[good])
+            rows, feats, skipped = _gather(rows, feats, skipped, failure, world, cache, rank)
         features[rows] = feats
     finally:
         if cache is not None:
             cache.close()
-    seconds = time.perf_counter() - t0
+    _check_skipped_count(features, skipped, model)
     compute_s = time.perf_counter() - t_compute
     computed = len(todo_rows)
     timings = {
-        "seconds": seconds,
+        "seconds": time.perf_counter() - t0,
         "compute_s": compute_s,
         "images": float(n),
         "computed": float(computed),
@@ -322,13 +389,14 @@ def extract(
     return Embeddings(
         features=features,
         norms=np.linalg.norm(features, axis=1).astype(np.float32),
-        fingerprint=fingerprint,
+        fingerprint=entry_digest(identity),
         n_skipped=len(skipped),
         skipped=list(skipped),
         timings=timings,
         device=str(model.device),
         from_cache=computed == 0 and n > 0,
         model_name=model.name,
-        flip=bool(flip),
+        flip=mode,
         preprocessing=model.preprocessing,
+        batch_size=batch_size,
     )

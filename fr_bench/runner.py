@@ -25,6 +25,7 @@ from fr_bench import extract as _extract
 from fr_bench import provenance, results
 from fr_bench.cache import save_scores
 from fr_bench.models import load_model
+from fr_bench.models.base import FLIP_MODES, flip_mode
 from fr_bench.protocols import Protocol, ProtocolResult, load_protocol, load_spec
 
 
@@ -37,7 +38,6 @@ class Evaluation:
     result: ProtocolResult
     record: results.StoredResult
     path: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def default_device() -> str:
@@ -67,6 +67,31 @@ def is_main_process() -> bool:
     return True
 
 
+def protocol_flip_default(proto: Protocol) -> str:
+    """The protocol's own flip convention: its ``flip_convention`` ("sum" but for K-FACE's "concat"), else
+    ``flip_test`` (True = "sum")."""
+    return flip_mode(getattr(proto, "flip_convention", "sum" if getattr(proto, "flip_test", True) else "none"))
+
+
+def decide_flip(proto: Protocol, flip: bool | str | None, conventions: Mapping[str, Any] | None) -> str:
+    """The flip convention of a run: ``conventions["flip"]`` (``-c flip=NAME``) wins, else ``flip`` (False from
+    ``--no-flip`` = "none"), else the protocol's default (:func:`protocol_flip_default`)."""
+    if conventions and "flip" in conventions:
+        return flip_mode(conventions["flip"])  # None (the CLI reads "-c flip=none" as None) is "none"
+    if flip is not None:
+        return flip_mode(flip)
+    return protocol_flip_default(proto)
+
+
+def protocol_conventions(proto: Protocol, conventions: Mapping[str, Any] | None, flip: str | None) -> dict[str, Any]:
+    """``conventions`` as the protocol's ``evaluate`` takes them: the decided flip convention under "flip" when the
+    protocol lists that group (older protocols do not: then the runner records it itself)."""
+    out = {k: v for k, v in (conventions or {}).items() if k != "flip"}
+    if flip is not None and "flip" in proto.conventions:
+        out["flip"] = flip
+    return out
+
+
 @dataclass
 class Prepared:
     """A protocol with its model and embeddings: what :func:`prepare` hands to ``evaluate`` or the conventions table."""
@@ -74,8 +99,16 @@ class Prepared:
     protocol: Protocol
     embedder: Any  # fr_bench.models.Embedder
     embeddings: Any  # fr_bench.extract.Embeddings
-    flip: bool
+    flip: str  # the flip convention the embeddings were extracted with (see fr_bench.models.base.FLIP_MODES)
     data: dict[str, Any]  # provenance fingerprint of the protocol's files
+    extract_options: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def embeddings_for(self, flip: bool | str) -> Any:
+        """The embeddings under the flip convention ``flip`` (extracted through the cache when it is enabled)."""
+        mode = flip_mode(flip)
+        if mode == self.flip:
+            return self.embeddings
+        return _extract.extract(self.protocol.images, self.embedder, **{**self.extract_options, "flip": mode})
 
 
 def prepare(
@@ -85,8 +118,9 @@ def prepare(
     *,
     arch: str | None = None,
     device: str | None = None,
-    batch_size: int = 128,
-    flip: bool | None = None,
+    batch_size: int | None = None,
+    flip: bool | str | None = None,
+    conventions: Mapping[str, Any] | None = None,
     amp: bool = True,
     num_workers: int | None = None,
     cache_dir: str | Path | None = None,
@@ -101,26 +135,26 @@ def prepare(
     The provenance fingerprint of the protocol's files is computed first and joins the embedding cache's identity:
     image keys are paths relative to the root, so another copy of the data under another root (other crops, same
     file names) is never served the first copy's rows. The conventions table reuses the cached embeddings.
+    The flip convention is :func:`decide_flip` of ``flip`` and ``conventions``; ``batch_size`` None picks the
+    device's default (:func:`fr_bench.extract.default_batch_size`).
     """
     proto = load_protocol(protocol, root, **dict(protocol_options or {}))
     data = provenance.protocol_fingerprint(list(proto.data_files), root=root)
     device = device or default_device()
     embedder = load_model(model, arch=arch, device=device, **dict(model_options or {}))
-    flip_used = proto.flip_test if flip is None else bool(flip)
-    emb = _extract.extract(
-        proto.images,
-        embedder,
-        batch_size=batch_size,
-        device=device,
-        flip=flip_used,
-        num_workers=num_workers,
-        amp=amp,
-        cache_dir=(cache_dir or _extract.default_cache_dir()) if use_cache else None,
-        progress=progress,
-        skip_bad_images=skip_bad_images,
-        data_fingerprint=data["combined"],
-    )
-    return Prepared(proto, embedder, emb, flip_used, data)
+    flip_used = decide_flip(proto, flip, conventions)
+    options = {
+        "batch_size": batch_size,
+        "device": device,
+        "num_workers": num_workers,
+        "amp": amp,
+        "cache_dir": (cache_dir or _extract.default_cache_dir()) if use_cache else None,
+        "progress": progress,
+        "skip_bad_images": skip_bad_images,
+        "data_fingerprint": data["combined"],
+    }
+    emb = _extract.extract(proto.images, embedder, flip=flip_used, **options)
+    return Prepared(proto, embedder, emb, flip_used, data, options)
 
 
 def evaluate_model(
@@ -142,10 +176,12 @@ def evaluate_model(
     data hash and conventions, and the result records where: ``frbench compare`` reads them for paired statistics.
     """
     t0 = time.perf_counter()
-    prep = prepare(model, protocol, root, **prepare_kwargs)
+    prep = prepare(model, protocol, root, conventions=conventions, **prepare_kwargs)
     proto, embedder, emb, flip_used, fingerprint = prep.protocol, prep.embedder, prep.embeddings, prep.flip, prep.data
     t_extract = time.perf_counter()
-    result = proto.evaluate(emb.features, emb.norms, conventions=conventions, ci=ci, n_boot=n_boot, seed=seed)
+    result = proto.evaluate(emb.features, emb.norms, conventions=protocol_conventions(proto, conventions, flip_used),
+                            ci=ci, n_boot=n_boot, seed=seed)
+    result.conventions["flip"] = flip_used  # the runner decided it: the record never says "sum" after "none"
     t_eval = time.perf_counter()
 
     spec = load_spec(protocol)
@@ -178,7 +214,7 @@ def evaluate_model(
             "format": embedder.format,
             "fingerprint": embedder.fingerprint,
             "preprocessing": dict(embedder.preprocessing),
-            "embedding_size": int(emb.features.shape[1]),
+            "embedding_size": int(embedder.embedding_size),
         },
         protocol={
             "name": protocol,
@@ -189,9 +225,11 @@ def evaluate_model(
         },
         result=result,
         extraction={
-            "device": str(emb.device),
-            "batch_size": prepare_kwargs.get("batch_size", 128),
+            "device": str(emb.device),  # where the model ran (an ONNX model without a CUDA provider runs on CPU)
+            **_requested(embedder),
+            "batch_size": int(emb.batch_size),
             "flip": flip_used,
+            "feature_size": int(emb.features.shape[1]),
             "amp": prepare_kwargs.get("amp", True),
             "images": int(emb.features.shape[0]),
             "seconds": float(emb.timings.get("seconds", t_extract - t0)),
@@ -208,6 +246,12 @@ def evaluate_model(
     return Evaluation(protocol=proto, embeddings=emb, result=result, record=record, path=path)
 
 
+def _requested(embedder: Any) -> dict[str, str]:
+    """``{"device_requested": ...}`` when the model runs elsewhere than asked (else nothing)."""
+    asked, used = getattr(embedder, "requested_device", embedder.device), embedder.device
+    return {} if str(asked) == str(used) else {"device_requested": str(asked)}
+
+
 #: Which metrics each convention group moves (by metric-name prefix, after any "G1/" or "Q1/" part), for the
 #: side-by-side conventions table.
 GROUP_METRICS: dict[str, tuple[str, ...]] = {
@@ -216,35 +260,53 @@ GROUP_METRICS: dict[str, tuple[str, ...]] = {
     "1n": ("rank", "tpir@", "merged"),
     "pooling": ("",),  # template pooling moves every number
     "megaface_cleaning": ("",),  # a load option: the table shows the one the protocol was loaded with
+    "flip": ("",),  # other features: every number moves
 }
 
 
-def conventions_rows(proto: Protocol, embeddings: np.ndarray, norms: np.ndarray | None = None) -> list[dict[str, Any]]:
+def _rows_of(res: ProtocolResult, group: str, conv: str, default: bool, base_flags: set[str]) -> list[dict[str, Any]]:
+    """The conventions-table rows of one evaluation: the metrics ``group`` moves."""
+    prefixes = GROUP_METRICS.get(group, ("",))
+    rows = []
+    for metric, value in res.metrics.items():
+        base = metric.rsplit("/", 1)[-1]  # "G1/rank1", "Q2/tar@far=1e-3": per-gallery / per-list
+        if not any(base.startswith(p) for p in prefixes):
+            continue
+        point = res.operating_points.get(metric, {})
+        rows.append({
+            "group": group,
+            "convention": conv,
+            "metric": metric,
+            "value": value,
+            "far": point.get("far", point.get("fpir")),
+            "threshold": point.get("threshold"),
+            "default": default,
+            "note": "; ".join(f for f in res.flags if f not in base_flags),
+        })
+    return rows
+
+
+def conventions_rows(proto: Protocol, embeddings: np.ndarray, norms: np.ndarray | None = None, *,
+                     prepared: Prepared | None = None) -> list[dict[str, Any]]:
     """The same embeddings under every applicable convention: one row per (group, convention, metric).
 
     Each group is varied alone, the others stay at their defaults, so a row shows what that convention alone does.
+    With ``prepared`` (from :func:`prepare`) the ``flip`` group is shown too: the images are embedded again (through
+    the cache) under each flip convention; without it the flip group is left out (the features cannot be changed).
     """
+    used = prepared.flip if prepared is not None else None
     rows: list[dict[str, Any]] = []
-    base_flags = set(proto.evaluate(embeddings, norms).flags)
+    base_flags = set(proto.evaluate(embeddings, norms, conventions=protocol_conventions(proto, {}, used)).flags)
     for group, names in proto.conventions.items():
-        prefixes = GROUP_METRICS.get(group, ("",))
+        if group == "flip":
+            continue
         for conv in names:
-            res = proto.evaluate(embeddings, norms, conventions={group: conv})
-            for metric, value in res.metrics.items():
-                base = metric.rsplit("/", 1)[-1]  # "G1/rank1", "Q2/tar@far=1e-3": per-gallery / per-list
-                if not any(base.startswith(p) for p in prefixes):
-                    continue
-                point = res.operating_points.get(metric, {})
-                rows.append(
-                    {
-                        "group": group,
-                        "convention": conv,
-                        "metric": metric,
-                        "value": value,
-                        "far": point.get("far", point.get("fpir")),
-                        "threshold": point.get("threshold"),
-                        "default": conv == names[0],
-                        "note": "; ".join(f for f in res.flags if f not in base_flags),
-                    }
-                )
+            res = proto.evaluate(embeddings, norms, conventions=protocol_conventions(proto, {group: conv}, used))
+            rows += _rows_of(res, group, conv, conv == names[0], base_flags)
+    if prepared is not None:
+        default = protocol_flip_default(proto)
+        for mode in [default, *(m for m in FLIP_MODES if m != default)]:
+            emb = prepared.embeddings_for(mode)
+            res = proto.evaluate(emb.features, emb.norms, conventions=protocol_conventions(proto, {}, mode))
+            rows += _rows_of(res, "flip", mode, mode == default, base_flags)
     return rows

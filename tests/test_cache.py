@@ -89,7 +89,7 @@ def test_stored_identity_is_checked_on_open(tmp_path):
     first = run(ArraySource(imgs), emb, tmp_path)
     with h5py.File(only_file(tmp_path), "a") as f:
         f["features"][...] = 0.0
-        f.attrs["identity"] = f.attrs["identity"].replace('"flip":false', '"flip":true')
+        f.attrs["identity"] = f.attrs["identity"].replace('"flip":"none"', '"flip":"sum"')
     with pytest.warns(UserWarning, match="stale"):
         second = run(ArraySource(imgs), emb, tmp_path)
     assert not second.from_cache

@@ -27,6 +27,27 @@ class NonFiniteOutputError(RuntimeError):
     """The model produced NaN or inf features."""
 
 
+class ModelOutputError(RuntimeError):
+    """The model's output changed shape at run time (e.g. another feature width than at load)."""
+
+
+#: Flip-test fusion conventions, by name: ``sum`` = f(x) + f(mirror x) (insightface), ``concat`` = [f(x), f(mirror
+#: x)] along the feature axis (D -> 2D; UNPG's K-FACE evaluation), ``none`` = f(x) alone.
+FLIP_MODES: tuple[str, ...] = ("sum", "concat", "none")
+
+
+def flip_mode(flip: bool | str | None) -> str:
+    """The flip convention named by ``flip``: a name of :data:`FLIP_MODES`, or True ("sum") / False, None ("none")."""
+    if flip is None or flip is False:
+        return "none"
+    if flip is True:
+        return "sum"
+    name = str(flip).lower()
+    if name not in FLIP_MODES:
+        raise ValueError(f"unknown flip convention {flip!r}; choose one of {', '.join(FLIP_MODES)}")
+    return name
+
+
 #: (resolved path, size, mtime_ns) -> sha256 of the file bytes; hashing a 250 MB checkpoint once per process is enough.
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}
 
@@ -105,6 +126,15 @@ class Embedder(ABC):
     def input_device(self) -> torch.device:
         return self.device
 
+    @property
+    def requested_device(self) -> torch.device:
+        """The device the caller asked for (``device`` is where the model really runs; they differ after a fallback)."""
+        return getattr(self, "_requested_device", None) or self.device
+
+    def output_width(self, flip: bool | str = False) -> int:
+        """Features per image that :meth:`embed` returns under ``flip`` (twice ``embedding_size`` for "concat")."""
+        return self.embedding_size * (2 if flip_mode(flip) == "concat" else 1)
+
     @abstractmethod
     def _forward(self, batch: torch.Tensor, color_space: str, amp: bool | str) -> torch.Tensor:
         """Raw features (N, D) float32 of ``uint8`` NHWC ``batch`` (no flip, no finiteness check)."""
@@ -114,35 +144,48 @@ class Embedder(ABC):
         batch: torch.Tensor | np.ndarray,
         *,
         color_space: str = "RGB",
-        flip: bool = False,
+        flip: bool | str = False,
         amp: bool | str = False,
+        check_finite: bool = True,
     ) -> torch.Tensor:
-        """Features of ``uint8`` NHWC crops; with ``flip``, ``f(x) + f(mirror(x))`` from one forward pass.
+        """Features of ``uint8`` NHWC crops, fused with the mirror images' by the ``flip`` convention.
 
-        The mirrored copies are made on the input device (``torch.flip`` along the width) and concatenated to the
-        batch, so each image costs one forward of a batch twice as large. ``amp`` autocasts on CUDA only.
-        Raises :class:`NonFiniteOutputError` naming the model when any feature is NaN or inf.
+        ``flip`` (see :func:`flip_mode`): "sum" gives ``f(x) + f(mirror(x))``, "concat" ``[f(x), f(mirror(x))]``
+        (2D features), "none" (or False) ``f(x)``. The mirrored copies are made on the input device (``torch.flip``
+        along the width) and concatenated to the batch, so each image costs one forward of a batch twice as large.
+        ``amp`` autocasts on CUDA only. Raises :class:`NonFiniteOutputError` naming the model when any feature is
+        NaN or inf (unless ``check_finite`` is False: the caller then handles such rows) and
+        :class:`ModelOutputError` when the feature width differs from ``embedding_size`` (measured at load).
         """
+        mode = flip_mode(flip)
         if isinstance(batch, np.ndarray):
             batch = torch.from_numpy(batch)
         if batch.dtype != torch.uint8:
             raise TypeError(f"expected a uint8 batch of crops, got {batch.dtype}")
         n = batch.shape[0]
-        if flip:
+        if mode != "none":
             batch = torch.cat([batch, batch.flip(2)], dim=0)
         out = self._forward(batch, color_space, amp).float()
         if out.ndim != 2 or out.shape[0] != batch.shape[0]:
-            raise ModelLoadError(
+            raise ModelOutputError(
                 f"model {self.name}: expected features of shape ({batch.shape[0]}, D), got {tuple(out.shape)}"
             )
-        if not bool(torch.isfinite(out).all()):
+        width = getattr(self, "embedding_size", None)
+        if width is not None and out.shape[1] != width:
+            raise ModelOutputError(
+                f"model {self.name}: output width changed: {out.shape[1]} features per image, "
+                f"{width} when the model was loaded"
+            )
+        if check_finite and not bool(torch.isfinite(out).all()):
             bad = (~torch.isfinite(out)).any(dim=1).nonzero().flatten() % n
             raise NonFiniteOutputError(
                 f"model {self.name} produced NaN/inf features for {bad.unique().numel()} of {n} images "
                 f"(first at batch row {int(bad.min())})"
             )
-        if flip:
+        if mode == "sum":
             out = out[:n] + out[n:]
+        elif mode == "concat":
+            out = torch.cat([out[:n], out[n:]], dim=1)
         return out
 
     def __call__(self, batch: torch.Tensor | np.ndarray, color_space: str = "RGB") -> torch.Tensor:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from fr_bench.protocols.base import ProtocolError, file_error, require_root, text_records
-from fr_bench.protocols.images import FileImageSource, list_image_tree, read_landmarks
+from fr_bench.protocols.images import FileImageSource, check_inside_root, list_image_tree, read_landmarks
 from fr_bench.protocols.pairs import PairProtocol, as_bool, as_count, contiguous_folds
 
 #: Folds used when there are enough pairs.
@@ -99,6 +99,7 @@ def load(
     shuffle: Any = True,
     landmarks: str | None = None,
     allow_missing: Any = False,
+    allow_outside_root: Any = False,
 ) -> PairProtocol:
     """The ``folder`` protocol over ``root`` (see the module docstring for the pairs and folds)."""
     base = require_root(root, spec)
@@ -124,6 +125,8 @@ def load(
         if not pair_path.is_absolute() and not pair_path.is_file():
             pair_path = base / pairs
         rel_a, rel_b, labels, linenos = read_pair_list(pair_path)
+        check_inside_root(base, rel_a + rel_b, list_file=pair_path, lines=linenos + linenos,
+                          allow=as_bool(allow_outside_root, "allow_outside_root"))
         data_files.append(str(pair_path))
         rels = list(dict.fromkeys(r for pair in zip(rel_a, rel_b) for r in pair))
         index = {r: i for i, r in enumerate(rels)}
@@ -205,7 +208,8 @@ def load(
                                 "allow_missing=True leaves them out, flagged)")
         lm = table.points[np.asarray(rows)]
     hint = "the folder protocol expects aligned crops (or pass landmarks=PATH; make one with `frbench landmarks ROOT -o FILE`)"
-    images = FileImageSource(base, rels, lm, unaligned_hint=hint)
+    images = FileImageSource(base, rels, lm, unaligned_hint=hint,
+                             allow_outside_root=as_bool(allow_outside_root, "allow_outside_root"))
     images.check_first()
     protocol = PairProtocol(
         spec, images, pair_idx, labels, contiguous_folds(n, n_folds), n_folds=n_folds, data_files=data_files,

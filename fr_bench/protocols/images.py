@@ -5,15 +5,30 @@ list (470k images) costs a few tens of MB, and picklable, so that DataLoader wor
 
 Landmark files (:func:`read_landmarks`) use the layout of IJB-B/C ``*_name_5pts_score.txt``: one line per image,
 ``<relative path> x1 y1 x2 y2 x3 y3 x4 y4 x5 y5 [score]``, whitespace-separated, points in the FORMATS.md order.
+
+Decoding (:func:`read_image_file`, :func:`decode_image`) is guarded twice:
+
+* the header's width x height is checked against :data:`MAX_IMAGE_PIXELS` before any pixel is decoded, so a small
+  file announcing a huge image (a decompression bomb) costs nothing;
+* high-bit-depth images are scaled to 8 bits, never clipped: 16-bit grey (Pillow modes ``I;16*``, and ``I`` from
+  PNG or PGM, whose values are 0..65535) becomes ``round(v / 257)``; 16-bit RGB(A) is reduced by Pillow itself to
+  its high byte (``floor(v / 256)``, at most one level from ``v / 257``); 32-bit integer and float images (modes
+  ``I`` from other formats, ``F``) have no defined 8-bit scale and are refused with a clear error.
+
+Image paths come from list files: a path that leaves the root (absolute, or climbing out with ``..``) is refused by
+:class:`FileImageSource` (:func:`check_inside_root` names the list file and line) unless the protocol allows it;
+when allowed, those images' bytes are fingerprinted into the cache identity (:meth:`FileImageSource.recipe_digest`),
+since the data fingerprint covers only the tree under the root.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import numpy as np
 from PIL import Image
@@ -32,26 +47,100 @@ from fr_bench.protocols.base import (
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
+#: Largest image decoded (width x height, read from the header first): 50 megapixels, far above any face
+#: benchmark's photos, and a bounded ~150 MB as RGB. Raise it here if your data truly need more.
+MAX_IMAGE_PIXELS = 50_000_000
+
+#: Pillow formats whose 32-bit integer mode ``I`` holds 16-bit samples (0..65535).
+_SIXTEEN_BIT_I_FORMATS = ("PNG", "PPM")
+
+
+def _rgb8(im: Image.Image, where: str) -> np.ndarray:
+    """An opened (not yet decoded) image as an HxWx3 ``uint8`` RGB array: size bound first, then a proper 8-bit
+    reduction of high-bit-depth modes (see the module docstring)."""
+    w, h = im.size
+    if w * h > MAX_IMAGE_PIXELS:
+        raise ProtocolError(
+            f"{where}: the image header says {w}x{h} ({w * h:,} pixels), above the {MAX_IMAGE_PIXELS:,}-pixel "
+            "bound; refused before decoding (a decompression bomb, or not a face image; raise "
+            "fr_bench.protocols.images.MAX_IMAGE_PIXELS if it is real)"
+        )
+    mode = im.mode
+    if mode.startswith("I;16") or (mode == "I" and im.format in _SIXTEEN_BIT_I_FORMATS):
+        v = np.asarray(im).astype(np.int64)
+        if v.size and (v.min() < 0 or v.max() > 65535):
+            raise ProtocolError(f"{where}: 16-bit image (mode {mode}) with values outside 0..65535")
+        grey = ((v + 128) // 257).astype(np.uint8)  # round(v / 257): 65535 -> 255, no ties (257 is odd)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if mode in ("I", "F") or mode.startswith(("I;32", "F;")):
+        kind = "floating-point" if mode.startswith("F") else "32-bit integer"
+        raise ProtocolError(
+            f"{where}: {kind} image (Pillow mode {mode}, format {im.format}) has no defined 8-bit scale; "
+            "save it as 8-bit (or 16-bit PNG) RGB or grey"
+        )
+    return np.asarray(im.convert("RGB"))
+
+
 def decode_image(data: bytes | bytearray | memoryview | np.ndarray, where: str) -> np.ndarray:
-    """Encoded image bytes (JPEG, PNG, ...) as an HxWx3 ``uint8`` RGB array; ``where`` names it in errors."""
+    """Encoded image bytes (JPEG, PNG, ...) as an HxWx3 ``uint8`` RGB array; ``where`` names it in errors.
+
+    The header size is checked before decoding and high bit depths are scaled (see the module docstring)."""
     raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
     try:
         with Image.open(io.BytesIO(raw)) as im:
-            return np.asarray(im.convert("RGB"))
+            return _rgb8(im, where)
+    except ProtocolError:
+        raise
     except Exception as exc:  # PIL raises several exception types for corrupt data
         raise ProtocolError(f"{where}: cannot decode the image ({exc})") from exc
 
 
 def read_image_file(path: str | Path) -> np.ndarray:
-    """The image file at ``path`` as an HxWx3 ``uint8`` RGB array (clear error if missing or unreadable)."""
+    """The image file at ``path`` as an HxWx3 ``uint8`` RGB array (clear error if missing, unreadable, too large or
+    of a bit depth without an 8-bit scale)."""
     p = Path(path)
     if not p.is_file():
         raise ProtocolError(f"{p}: image file not found")
     try:
         with Image.open(p) as im:
-            return np.asarray(im.convert("RGB"))
+            return _rgb8(im, str(p))
+    except ProtocolError:
+        raise
     except Exception as exc:
         raise ProtocolError(f"{p}: cannot decode the image ({exc})") from exc
+
+
+def leaves_root(rel: str) -> bool:
+    """True when ``rel`` (an image path from a list, meant relative to the root) is absolute or climbs out of the
+    root with ``..`` (judged on the text: symbolic links inside the root are the data's own layout)."""
+    p = str(rel).replace("\\", "/")
+    if p.startswith("/") or PureWindowsPath(p).drive:
+        return True
+    if ".." not in p:
+        return False
+    norm = posixpath.normpath(p)
+    return norm == ".." or norm.startswith("../")
+
+
+def check_inside_root(root: str | Path, rels: Sequence[str], *, list_file: str | Path | None = None,
+                      lines: Sequence[int] | None = None, allow: bool = False) -> list[str]:
+    """The paths of ``rels`` that leave ``root`` (see :func:`leaves_root`); a :class:`ProtocolError` naming the
+    first one (with ``list_file`` and its line from ``lines`` when given) unless ``allow``.
+
+    Such images are outside what the data fingerprint covers (the tree under the root), so they are refused by
+    default; a protocol option (``allow_outside_root=true``) accepts them, and their bytes are then fingerprinted.
+    """
+    outside = [k for k, r in enumerate(rels) if leaves_root(r)]
+    if outside and not allow:
+        k = outside[0]
+        where = (f"{list_file}:{lines[k]}" if lines is not None else str(list_file)) if list_file is not None \
+            else f"image list under {root}"
+        raise ProtocolError(
+            f"{where}: image path {rels[k]!r} leaves the root {root} ({len(outside)} such paths in all); the data "
+            "fingerprint covers only the root, so such images are refused: move them under the root, or pass the "
+            "protocol option allow_outside_root=true (their bytes are then fingerprinted)"
+        )
+    return [rels[k] for k in outside]
 
 
 def check_crop(img: np.ndarray, where: str, hint: str = "") -> np.ndarray:
@@ -149,9 +238,11 @@ class FileImageSource(ImageSource):
         key_prefix: str = "",
         unaligned_hint: str = "give a landmark file (landmarks=PATH; make one with `frbench landmarks ROOT -o FILE`) or use the "
         "benchmark's aligned .bin pack",
+        allow_outside_root: bool = False,
     ) -> None:
         self.root = str(root)
         self.relpaths = list(relpaths)
+        self.outside = check_inside_root(root, self.relpaths, allow=allow_outside_root)
         if landmarks is not None:
             landmarks = np.asarray(landmarks, dtype=np.float32)
             if landmarks.shape != (len(self.relpaths), 5, 2):
@@ -173,8 +264,19 @@ class FileImageSource(ImageSource):
         return ImageRef(key=self.key_prefix + self.relpaths[i], source=str(self.path(i)), landmarks=lm)
 
     def recipe_digest(self) -> str:
-        """The landmarks every image is warped with (see :meth:`ImageSource.recipe_digest`)."""
-        return landmarks_digest(self.landmarks)
+        """The landmarks every image is warped with (see :meth:`ImageSource.recipe_digest`) and, for images outside
+        the root (allowed by the protocol), their bytes: the data fingerprint does not cover them."""
+        digest = landmarks_digest(self.landmarks)
+        if not self.outside:
+            return digest
+        from fr_bench.provenance import file_sha256
+
+        h = hashlib.sha256(digest.encode() + b"|outside")
+        for rel in self.outside:
+            path = Path(self.root) / rel
+            content = file_sha256(path) if path.is_file() else "missing"  # load() names a missing file
+            h.update(f"{rel}\t{content}\n".encode("utf-8", "surrogateescape"))
+        return h.hexdigest()
 
     def load(self, i: int) -> np.ndarray:
         img = read_image_file(self.path(i))
