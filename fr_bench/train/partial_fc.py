@@ -1,0 +1,368 @@
+"""Partial FC: the class-centre matrix of a margin head sharded over the ranks, with sampled negative centres.
+
+After An et al., "Partial FC: Training 10 Million Identities on a Single Machine" (ICCVW 2021, arXiv 2010.05222)
+and its released code (insightface ``recognition/arcface_torch/partial_fc_v2.py``); written from their description.
+
+What one training step computes (``loss = pfc(embeddings, labels)``, every rank calling it with its local batch):
+
+1. The embeddings and labels of the **global batch** are all-gathered; the gather is autograd-aware, so the gradient
+   reaching each rank's own embeddings is the sum of what every rank's shard sends back to them.
+2. Rank ``r`` of ``W`` holds the centres of the contiguous class range ``[start_r, start_r + n_r)`` with
+   ``n_r = C // W + (r < C % W)`` and ``start_r = r * (C // W) + min(r, C % W)`` (:func:`shard_range`): classes split
+   as evenly as possible, the first ``C % W`` ranks holding one more (the released code's split).
+3. Each rank keeps the positive classes of the global batch that fall in its range, plus random negatives of its
+   range, ``max(1, int(sample_rate * n_r))`` centres in all (only the positives when they alone are more). The draw is
+   a pure function of ``(seed, step, rank)`` (:meth:`PartialFC.sample_classes`). ``sample_rate = 1`` uses every centre.
+4. Cosines between the L2-normalised embeddings and sampled centres (clamped to [-1, 1]) go through the wrapped head's
+   ``margin_logits(cos, labels[, norms])`` (margin on the target column, scaling, feature norms for the heads that
+   use them); rows whose class lives on another rank get no margin on this rank.
+5. The softmax cross-entropy runs across ranks: distributed row max, distributed sum of exponentials, the target
+   logit summed from the one rank that holds it. It is the exact CE over the union of the sampled classes, averaged
+   over the global batch, and every rank returns the same value. Regularisers of the head (``head.regularizer``,
+   e.g. MagFace's ``lambda_g * mean g(a)``) are added over the global batch, each rank differentiating its own rows.
+
+With no initialised process group (one device) nothing is sharded or gathered: the weight is the plain (C, D) matrix
+and, at ``sample_rate = 1``, the loss and gradients are the head's own. Sampling at a rate below 1 also applies there.
+
+Gradients: by default they are exact for the global-batch loss (the gradient of each local embedding is that of the
+single-process loss on the global batch). A backbone wrapped in ``DistributedDataParallel`` averages its gradients
+over the ``W`` ranks, which would leave it ``1/W`` of that; pass ``backbone_grads_averaged=True`` and the gradient
+sent back to the local embeddings is multiplied by ``W`` (as the released code does), so the averaged backbone
+gradient is the global-batch one. The shard ``weight`` is local to its rank and must stay outside DDP.
+
+Saving: ``state_dict()`` is local (the shard, the head's other state, the sampling step); ``load_state_dict`` accepts
+a shard of the same range or the full (C, D) weight, which it slices. :meth:`PartialFC.full_weight` and
+:meth:`PartialFC.full_state_dict` gather the whole matrix (collectives: call them on every rank), so a checkpoint
+written by rank 0 resumes on any number of ranks. Optimiser state of the shard (momentum) stays per rank.
+
+Heads: any head exposing ``weight`` (a (C, D) ``nn.Parameter``) and ``margin_logits``: CosFace, ArcFace, MagFace,
+SphereFace. The head's own weight is released (set to ``None``) when it is wrapped: the shard is the only copy.
+Heads that update their weights by a rule (IR-Softmax), that add batch-pair columns (UNPG) or that take model outputs
+(GroupFace) are refused with a message.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["PartialFC", "shard_range"]
+
+
+def shard_range(num_classes: int, world_size: int, rank: int) -> tuple[int, int]:
+    """``(start, count)`` of the classes held by ``rank``: contiguous, sizes differing by at most one.
+
+    The first ``num_classes % world_size`` ranks hold ``num_classes // world_size + 1`` classes, the others one less;
+    e.g. 10 classes on 3 ranks -> (0, 4), (4, 3), (7, 3).
+    """
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in a world of {world_size} rank(s)")
+    base, extra = divmod(int(num_classes), world_size)
+    return rank * base + min(rank, extra), base + int(rank < extra)
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    """A 63-bit generator seed mixed from (seed, step, rank) by numpy's SeedSequence (no collisions by addition)."""
+    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(step), int(rank)]).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+def _gather_rows(tensor: torch.Tensor, sizes: list[int], group: Any) -> torch.Tensor:
+    """All-gather the rows of ``tensor`` from every rank (``sizes[r]`` rows on rank r), with autograd.
+
+    Rows are padded to the largest size for the collective and the padding is dropped afterwards. The gradient of
+    the result reaching this rank's rows is the sum over ranks (torch's functional all-gather backward).
+    """
+    from torch.distributed import _functional_collectives as funcol
+
+    longest = max(sizes)
+    padded = F.pad(tensor, (0, 0, 0, longest - tensor.shape[0])) if tensor.shape[0] < longest else tensor
+    gathered = funcol.all_gather_single(padded.contiguous(), 0, group)
+    if isinstance(gathered, funcol.AsyncCollectiveTensor):
+        gathered = gathered.wait()
+    if all(size == longest for size in sizes):
+        return gathered
+    return torch.cat([gathered[r * longest : r * longest + size] for r, size in enumerate(sizes)])
+
+
+def _gather_plain(tensor: torch.Tensor, sizes: list[int], group: Any) -> torch.Tensor:
+    """All-gather without autograd (labels), padded to the longest rank like :func:`_gather_rows`."""
+    longest = max(sizes)
+    padded = torch.zeros((longest, *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
+    padded[: tensor.shape[0]] = tensor
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded, group=group)
+    return torch.cat([part[:size] for part, size in zip(parts, sizes)])
+
+
+class _ShardedCrossEntropy(torch.autograd.Function):
+    """Softmax cross-entropy whose classes (columns) are split over the ranks; mean over the rows.
+
+    Each rank passes its logit columns and, per row, the column of the true class when it holds it (else -1).
+    Forward: global row max (MAX all-reduce), then one SUM all-reduce of (sum of exp, target logit, owner count);
+    ``loss_i = max_i + log(sum_exp_i) - target_i``. Backward: ``(softmax - one_hot) / B`` on the local columns.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, logits: torch.Tensor, target: torch.Tensor, group: Any) -> torch.Tensor:
+        rows = logits.shape[0]
+        if logits.shape[1]:
+            row_max = logits.max(dim=1).values
+        else:
+            row_max = torch.full((rows,), float("-inf"), dtype=logits.dtype, device=logits.device)
+        dist.all_reduce(row_max, op=dist.ReduceOp.MAX, group=group)
+        exp = torch.exp(logits - row_max[:, None])
+        owned = target >= 0
+        sums = torch.zeros((3, rows), dtype=logits.dtype, device=logits.device)
+        sums[0] = exp.sum(dim=1)
+        sums[1, owned] = logits[owned, target[owned]]
+        sums[2] = owned.to(logits.dtype)
+        dist.all_reduce(sums, op=dist.ReduceOp.SUM, group=group)
+        if not bool(torch.all(sums[2] == 1)):
+            raise RuntimeError("Partial FC: a row's true class was held by no rank or by several (sampling bug)")
+        ctx.save_for_backward(exp / sums[0][:, None], target)
+        return (row_max + torch.log(sums[0]) - sums[1]).mean()
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        probs, target = ctx.saved_tensors
+        grad = probs.clone()
+        owned = torch.nonzero(target >= 0).squeeze(1)
+        grad[owned, target[owned]] -= 1
+        return grad * (grad_output / probs.shape[0]), None, None
+
+
+class PartialFC(nn.Module):
+    """A margin head's classifier sharded over the ranks with sampled negative centres (see the module doc).
+
+    ``PartialFC(head, sample_rate=0.1, process_group=None)``: ``process_group=None`` means the default group when
+    ``torch.distributed`` is initialised, and one unsharded device otherwise. ``loss = pfc(embeddings, labels)`` with
+    the local batch; ``pfc.weight`` is the local shard (rows ``class_start .. class_start + num_local - 1``);
+    ``pfc.full_weight()`` the whole (C, D) matrix. ``on_step(step)`` sets the sampling step (and forwards to the
+    head's own ``on_step``); without it the step counts training forwards.
+    """
+
+    def __init__(
+        self,
+        head: nn.Module,
+        *,
+        sample_rate: float = 0.1,
+        process_group: Any = None,
+        seed: int = 0,
+        backbone_grads_averaged: bool = False,
+    ) -> None:
+        super().__init__()
+        _check_head(head)
+        if not 0.0 < float(sample_rate) <= 1.0:
+            raise ValueError(f"Partial FC: sample_rate must be in (0, 1], got {sample_rate!r}")
+        if dist.is_available() and dist.is_initialized():
+            self.group = process_group if process_group is not None else dist.group.WORLD
+            self.world_size = dist.get_world_size(self.group)
+            self.rank = dist.get_rank(self.group)
+        elif process_group is not None:
+            raise ValueError("Partial FC: a process_group was given but torch.distributed is not initialised")
+        else:
+            self.group, self.world_size, self.rank = None, 1, 0
+        full = head.weight.detach()
+        self.num_classes, self.embedding_size = int(full.shape[0]), int(full.shape[1])
+        if self.num_classes < self.world_size:
+            raise ValueError(f"Partial FC: {self.num_classes} classes cannot be sharded over {self.world_size} ranks")
+        self.class_start, self.num_local = shard_range(self.num_classes, self.world_size, self.rank)
+        self.sample_rate = float(sample_rate)
+        self.num_sample = max(1, int(self.sample_rate * self.num_local))
+        self.seed = int(seed)
+        self.backbone_grads_averaged = bool(backbone_grads_averaged)
+        self.weight = nn.Parameter(full[self.class_start : self.class_start + self.num_local].clone())
+        head.weight = None  # the shard is the only copy: no stale (C, D) matrix in memory or in checkpoints
+        self.head = head
+        self._step = 0
+        self._margin_takes_norms = _accepts_norms(head.margin_logits)
+
+    # -- sampling -----------------------------------------------------------------------------------------------
+    def on_step(self, step: int) -> None:
+        """Set the step the next forward samples with; forwarded to the head's ``on_step`` when it has one."""
+        self._step = int(step)
+        if hasattr(self.head, "on_step"):
+            self.head.on_step(step)
+
+    def sample_classes(self, labels: torch.Tensor, step: int | None = None) -> torch.Tensor:
+        """Sorted global ids of this rank's centres used for a global batch with ``labels`` at ``step``.
+
+        Every class of ``labels`` inside this rank's range is included; random classes of the range fill up to
+        ``num_sample``. Deterministic in (seed, step, rank); ``sample_rate = 1`` returns the whole range.
+        """
+        local = self._local_positives(labels.reshape(-1).to(self.weight.device))
+        return self._sample(local, self._step if step is None else int(step)) + self.class_start
+
+    def _local_positives(self, labels: torch.Tensor) -> torch.Tensor:
+        inside = (labels >= self.class_start) & (labels < self.class_start + self.num_local)
+        return torch.unique(labels[inside] - self.class_start)
+
+    def _sample(self, positives: torch.Tensor, step: int) -> torch.Tensor:
+        device = self.weight.device
+        if self.num_sample >= self.num_local:
+            return torch.arange(self.num_local, device=device)
+        if positives.numel() >= self.num_sample:
+            return positives
+        generator = torch.Generator(device=device).manual_seed(_step_seed(self.seed, step, self.rank))
+        score = torch.rand(self.num_local, generator=generator, device=device)
+        score[positives] = 2.0  # above every uniform draw: positives are always kept
+        return torch.topk(score, self.num_sample).indices.sort().values
+
+    # -- forward ------------------------------------------------------------------------------------------------
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean margin-softmax loss (plus the head's regulariser) over the global batch; same value on every rank."""
+        labels = _check_batch(embeddings, labels, self.embedding_size, self.num_classes)
+        local_embeddings = embeddings
+        if self.group is not None:
+            if self.backbone_grads_averaged:
+                local_embeddings = embeddings.view_as(embeddings)
+                local_embeddings.register_hook(lambda grad: grad * self.world_size)
+            sizes = self._batch_sizes(embeddings.shape[0], embeddings.device)
+            embeddings = _gather_rows(local_embeddings, sizes, self.group)
+            labels = _gather_plain(labels, sizes, self.group)
+        local = labels - self.class_start
+        local = torch.where((local >= 0) & (local < self.num_local), local, torch.full_like(local, -1))
+        index = self._sample(torch.unique(local[local >= 0]), self._step)
+        sampled = index.numel() < self.num_local
+        weight = self.weight[index] if sampled else self.weight
+        target = torch.searchsorted(index, local.clamp_min(0)) if sampled else local
+        target = torch.where(local >= 0, target, torch.full_like(target, -1))
+        cos = F.linear(F.normalize(embeddings, dim=1), F.normalize(weight, dim=1)).clamp(-1.0, 1.0)
+        logits = self._margin_logits(cos, target, embeddings)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # half precision -> float32 for the CE
+        if self.group is None:
+            loss = F.cross_entropy(logits, target)
+        else:
+            loss = _ShardedCrossEntropy.apply(logits, target, self.group)
+        loss = loss + self._regularizer(local_embeddings, embeddings.shape[0])
+        if self.training:
+            self._step += 1
+        return loss
+
+    def _batch_sizes(self, rows: int, device: torch.device) -> list[int]:
+        counts = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(self.world_size)]
+        dist.all_gather(counts, torch.tensor([rows], dtype=torch.long, device=device), group=self.group)
+        return [int(count.item()) for count in counts]
+
+    def _margin_logits(self, cos: torch.Tensor, target: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """The head's margin logits; rows without a local target get a throw-away zero column to carry the margin."""
+        norms = (embeddings.norm(dim=1),) if self._margin_takes_norms else ()
+        missing = target < 0
+        if not bool(missing.any()):
+            return self.head.margin_logits(cos, target, *norms)
+        columns = cos.shape[1]
+        padded = torch.cat([cos, cos.new_zeros(cos.shape[0], 1)], dim=1)
+        carried = torch.where(missing, torch.full_like(target, columns), target)
+        return self.head.margin_logits(padded, carried, *norms)[:, :columns]
+
+    def _regularizer(self, local_embeddings: torch.Tensor, global_rows: int) -> torch.Tensor | float:
+        """The head's batch-mean regulariser over the global batch, differentiated through the local rows only."""
+        regularizer = getattr(self.head, "regularizer", None)
+        if regularizer is None or local_embeddings.shape[0] == 0:
+            return 0.0
+        share = regularizer(local_embeddings) * (local_embeddings.shape[0] / global_rows)
+        if self.group is None:
+            return share
+        total = share.detach().clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM, group=self.group)
+        return share + (total - share.detach())
+
+    # -- saving -------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def full_weight(self) -> torch.Tensor:
+        """The whole (C, D) class-centre matrix, gathered from every shard (a collective: call it on every rank)."""
+        if self.group is None:
+            return self.weight.detach().clone()
+        longest = shard_range(self.num_classes, self.world_size, 0)[1]
+        padded = self.weight.new_zeros((longest, self.embedding_size))
+        padded[: self.num_local] = self.weight
+        parts = [torch.empty_like(padded) for _ in range(self.world_size)]
+        dist.all_gather(parts, padded, group=self.group)
+        sizes = [shard_range(self.num_classes, self.world_size, r)[1] for r in range(self.world_size)]
+        return torch.cat([part[:size] for part, size in zip(parts, sizes)])
+
+    def full_state_dict(self) -> dict[str, Any]:
+        """``state_dict()`` with the full (C, D) weight (collective): loads back on any number of ranks."""
+        state = self.state_dict()
+        state["weight"] = self.full_weight()
+        return state
+
+    def get_extra_state(self) -> dict[str, int | float]:
+        """Sampling step and shard layout, saved with the weights so that a resumed run draws the same samples."""
+        return {
+            "step": self._step,
+            "seed": self.seed,
+            "num_classes": self.num_classes,
+            "class_start": self.class_start,
+            "num_local": self.num_local,
+        }
+
+    def set_extra_state(self, state: dict[str, int | float]) -> None:
+        """Restore the sampling step (and seed); the shard layout is checked in ``_load_from_state_dict``."""
+        self._step, self.seed = int(state["step"]), int(state["seed"])
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:  # noqa: ANN001 (torch's signature)
+        key, extra = prefix + "weight", state_dict.get(prefix + "_extra_state")
+        weight = state_dict.get(key)
+        if weight is not None and isinstance(extra, dict) and int(extra.get("num_classes", -1)) != self.num_classes:
+            error_msgs.append(f"{key}: saved for {extra.get('num_classes')} classes, this head has {self.num_classes}")
+        elif weight is not None and tuple(weight.shape) == (self.num_classes, self.embedding_size):
+            state_dict[key] = weight[self.class_start : self.class_start + self.num_local]
+        elif weight is not None and isinstance(extra, dict) and int(extra.get("class_start", -1)) != self.class_start:
+            error_msgs.append(
+                f"{key}: a shard of classes from {extra.get('class_start')} ({tuple(weight.shape)[0]} rows) cannot "
+                f"load into the shard from {self.class_start} ({self.num_local} rows); save with full_state_dict()"
+            )
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def extra_repr(self) -> str:
+        return (f"classes={self.num_classes}, shard=[{self.class_start}, {self.class_start + self.num_local}), "
+                f"rank={self.rank}/{self.world_size}, sample_rate={self.sample_rate}, num_sample={self.num_sample}")
+
+
+def _check_head(head: nn.Module) -> None:
+    """Refuse heads Partial FC cannot wrap, saying why."""
+    name = type(head).__name__
+    if getattr(head, "wants_model_outputs", False):
+        raise ValueError(f"Partial FC cannot wrap {name}: it takes model outputs, not embeddings (GroupFace)")
+    if not callable(getattr(head, "margin_logits", None)):
+        raise ValueError(f"Partial FC wraps margin heads with margin_logits(cos, labels); {name} has none")
+    weight = getattr(head, "weight", None)
+    if not isinstance(weight, nn.Parameter) or weight.dim() != 2:
+        raise ValueError(
+            f"Partial FC needs the head's class weights as a learned (C, D) parameter; {name}.weight is "
+            f"{type(weight).__name__} (heads whose centres follow an update rule, like IR-Softmax, are not supported)"
+        )
+    if getattr(head, "extra_negatives", False):
+        raise ValueError(f"Partial FC cannot wrap {name}: its batch-pair negative columns are not sharded (UNPG)")
+
+
+def _accepts_norms(margin_logits: Any) -> bool:
+    """Whether ``margin_logits`` takes a third positional argument (the feature norms)."""
+    try:
+        parameters = list(inspect.signature(margin_logits).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 3 or any(p.kind == p.VAR_POSITIONAL for p in parameters)
+
+
+def _check_batch(embeddings: torch.Tensor, labels: torch.Tensor, dim: int, num_classes: int) -> torch.Tensor:
+    """Flatten and validate one local batch; labels come back as int64."""
+    if embeddings.dim() != 2 or embeddings.shape[1] != dim:
+        raise ValueError(f"Partial FC: embeddings must be (B, {dim}), got {tuple(embeddings.shape)}")
+    labels = labels.reshape(-1).long()
+    if labels.shape[0] != embeddings.shape[0]:
+        raise ValueError(f"Partial FC: {labels.shape[0]} labels for {embeddings.shape[0]} embeddings")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(f"Partial FC: labels must lie in [0, {num_classes}), got {int(labels.min())}..{int(labels.max())}")
+    return labels

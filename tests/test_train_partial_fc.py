@@ -1,0 +1,238 @@
+"""Partial FC against the unsharded head: one process, and two gloo ranks on CPU (one spawn for every check)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fr_bench.train.partial_fc import PartialFC, shard_range
+
+from _dist_helpers import spawn_ranks
+
+C, D = 11, 8  # 11 classes on 2 ranks: shards of 6 and 5
+GLOBAL_LABELS = torch.tensor([2, 6, 8, 2, 9, 6, 8, 2])
+SPLIT = 3  # rank 0 holds rows [0, 3), rank 1 rows [3, 8): unequal local batches
+
+
+class ToyCosFace(nn.Module):
+    """Stand-in margin head (the documented interface): s (cos - m) on the target column."""
+
+    def __init__(self, s: float = 64.0, m: float = 0.35) -> None:
+        super().__init__()
+        self.s, self.m = s, m
+        self.weight = nn.Parameter(torch.randn(C, D))
+
+    def margin_logits(self, cos: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.s * (cos - self.m * F.one_hot(labels, cos.shape[1]).to(cos.dtype))
+
+    def logits(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        cos = F.normalize(embeddings, dim=1) @ F.normalize(self.weight, dim=1).T
+        return self.margin_logits(cos, labels)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self.logits(embeddings, labels), labels)
+
+
+class ToyMagFace(ToyCosFace):
+    """Stand-in for a head using feature norms and a regulariser: margin m(a) on the target, lambda mean g(a)."""
+
+    def margin_logits(self, cos: torch.Tensor, labels: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
+        margin = 0.1 + 0.01 * norms.clamp(1.0, 20.0)
+        return self.s * (cos - margin[:, None] * F.one_hot(labels, cos.shape[1]).to(cos.dtype))
+
+    def regularizer(self, embeddings: torch.Tensor) -> torch.Tensor:
+        norms = embeddings.norm(dim=1)
+        return 3.0 * (norms / 400.0 + 1.0 / norms).mean()
+
+    def logits(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        cos = F.normalize(embeddings, dim=1) @ F.normalize(self.weight, dim=1).T
+        return self.margin_logits(cos, labels, embeddings.norm(dim=1))
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self.logits(embeddings, labels), labels) + self.regularizer(embeddings)
+
+
+def make_head(kind: str, seed: int = 0) -> nn.Module:
+    """The same float64 head on every rank (same seed)."""
+    torch.manual_seed(seed)
+    return {"cos": ToyCosFace, "mag": ToyMagFace}[kind]().double()
+
+
+def global_embeddings() -> torch.Tensor:
+    generator = torch.Generator().manual_seed(1)
+    return torch.randn(len(GLOBAL_LABELS), D, generator=generator, dtype=torch.float64) * 3.0
+
+
+def reference(kind: str, columns: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The unsharded head on the global batch; with ``columns``, the exact CE over those classes only."""
+    head = make_head(kind)
+    embeddings = global_embeddings().requires_grad_(True)
+    if columns is None:
+        loss = head(embeddings, GLOBAL_LABELS)
+    else:
+        logits = head.logits(embeddings, GLOBAL_LABELS)[:, columns]
+        loss = F.cross_entropy(logits, torch.searchsorted(columns, GLOBAL_LABELS))
+    loss.backward()
+    return {"loss": loss.detach(), "grad": embeddings.grad, "weight_grad": head.weight.grad}
+
+
+def pfc_step(pfc: PartialFC, embeddings: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    embeddings = embeddings.clone().requires_grad_(True)
+    loss = pfc(embeddings, labels)
+    loss.backward()
+    return {"loss": loss.detach(), "grad": embeddings.grad, "weight_grad": pfc.weight.grad}
+
+
+def close(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    torch.testing.assert_close(actual, expected, rtol=1e-6, atol=1e-9)
+
+
+# -- one process -------------------------------------------------------------------------------------------------
+def test_shard_range_hand_cases_and_partition() -> None:
+    assert [shard_range(10, 3, r) for r in range(3)] == [(0, 4), (4, 3), (7, 3)]
+    assert [shard_range(11, 2, r) for r in range(2)] == [(0, 6), (6, 5)]
+    assert shard_range(7, 1, 0) == (0, 7)
+    for classes in range(1, 30):
+        for world in range(1, 9):
+            ranges = [shard_range(classes, world, r) for r in range(world)]
+            covered = [c for start, count in ranges for c in range(start, start + count)]
+            assert covered == list(range(classes))
+            assert max(n for _, n in ranges) - min(n for _, n in ranges) <= 1
+    with pytest.raises(ValueError, match="rank 3"):
+        shard_range(10, 3, 3)
+
+
+@pytest.mark.parametrize("kind", ["cos", "mag"])
+def test_rate_one_is_the_plain_head(kind: str) -> None:
+    expected = reference(kind)
+    head = make_head(kind)
+    original = head.weight.detach().clone()
+    pfc = PartialFC(head, sample_rate=1.0)
+    assert head.weight is None and pfc.weight.shape == (C, D)
+    got = pfc_step(pfc, global_embeddings(), GLOBAL_LABELS)
+    for key in ("loss", "grad", "weight_grad"):
+        close(got[key], expected[key])
+    torch.testing.assert_close(pfc.full_weight(), original, rtol=0, atol=0)
+
+
+def test_sampling_keeps_positives_is_deterministic_and_gives_the_exact_ce_over_the_sample() -> None:
+    pfc = PartialFC(make_head("cos"), sample_rate=0.6, seed=5)
+    assert pfc.num_sample == int(0.6 * C) == 6  # the 4 positives of the batch + 2 of the 7 other classes
+    sampled = pfc.sample_classes(GLOBAL_LABELS, step=0)
+    assert set(GLOBAL_LABELS.tolist()) <= set(sampled.tolist())
+    assert len(sampled) == 6 and torch.equal(sampled, sampled.sort().values)
+    assert torch.equal(sampled, pfc.sample_classes(GLOBAL_LABELS, step=0))
+    draws = {tuple(pfc.sample_classes(GLOBAL_LABELS, step=s).tolist()) for s in range(20)}
+    assert len(draws) > 1  # negatives change with the step
+    assert all(set(GLOBAL_LABELS.tolist()) <= set(draw) for draw in draws)
+    many = torch.arange(C)  # more positives than num_sample: exactly the positives
+    assert torch.equal(pfc.sample_classes(many[:7], step=3), many[:7])
+
+    pfc.on_step(0)
+    got = pfc_step(pfc, global_embeddings(), GLOBAL_LABELS)
+    expected = reference("cos", columns=sampled)
+    close(got["loss"], expected["loss"])
+    close(got["grad"], expected["grad"])
+    close(got["weight_grad"], expected["weight_grad"])
+    unsampled = torch.ones(C, dtype=torch.bool)
+    unsampled[sampled] = False
+    assert torch.count_nonzero(got["weight_grad"][unsampled]) == 0
+
+
+def test_state_dict_resumes_the_same_samples_and_loads_a_full_matrix() -> None:
+    pfc = PartialFC(make_head("cos"), sample_rate=0.3, seed=2)
+    embeddings = global_embeddings()
+    for _ in range(3):
+        pfc(embeddings, GLOBAL_LABELS)
+    state = pfc.state_dict()
+    assert state["_extra_state"]["step"] == 3
+    resumed = PartialFC(make_head("cos", seed=9), sample_rate=0.3)
+    resumed.load_state_dict(state)
+    torch.testing.assert_close(resumed.weight, pfc.weight, rtol=0, atol=0)
+    assert torch.equal(resumed.sample_classes(GLOBAL_LABELS), pfc.sample_classes(GLOBAL_LABELS))
+    assert float(resumed(embeddings, GLOBAL_LABELS)) == float(pfc(embeddings, GLOBAL_LABELS))
+
+    other = PartialFC(make_head("cos", seed=4), sample_rate=0.3)
+    with pytest.raises(RuntimeError, match="saved for 12 classes"):
+        other.load_state_dict({"weight": torch.zeros(12, D), "_extra_state": {**state["_extra_state"],
+                                                                                 "num_classes": 12}})
+
+
+def test_on_step_reaches_the_head_and_bad_input_is_refused() -> None:
+    head = make_head("cos")
+    seen: list[int] = []
+    head.on_step = seen.append
+    pfc = PartialFC(head, sample_rate=0.5)
+    pfc.on_step(7)
+    assert seen == [7] and pfc.get_extra_state()["step"] == 7
+    for rate in (0.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="sample_rate"):
+            PartialFC(make_head("cos"), sample_rate=rate)
+    with pytest.raises(ValueError, match="margin_logits"):
+        PartialFC(nn.Linear(D, C))
+    with pytest.raises(ValueError, match="not initialised"):
+        PartialFC(make_head("cos"), process_group=object())
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 11\)"):
+        pfc(global_embeddings(), torch.full((8,), C))
+    with pytest.raises(ValueError, match="embeddings must be"):
+        pfc(torch.zeros(8, D + 1, dtype=torch.float64), GLOBAL_LABELS)
+
+
+# -- two gloo ranks ------------------------------------------------------------------------------------------------
+def _rank_worker(rank: int, world: int, out_dir: str) -> None:
+    rows = slice(0, SPLIT) if rank == 0 else slice(SPLIT, None)
+    embeddings, labels = global_embeddings()[rows], GLOBAL_LABELS[rows]
+    results: dict[str, object] = {}
+    for kind in ("cos", "mag"):
+        results[kind] = pfc_step(PartialFC(make_head(kind), sample_rate=1.0), embeddings, labels)
+    sampled_pfc = PartialFC(make_head("cos"), sample_rate=0.5, seed=3)
+    results["sampled"] = sampled_pfc.sample_classes(GLOBAL_LABELS)
+    results["rate_half"] = pfc_step(sampled_pfc, embeddings, labels)
+    averaged = PartialFC(make_head("cos"), sample_rate=1.0, backbone_grads_averaged=True)
+    results["averaged"] = pfc_step(averaged, embeddings, labels)
+    state = averaged.full_state_dict()
+    fresh = PartialFC(make_head("cos", seed=8), sample_rate=1.0)
+    fresh.load_state_dict(state)
+    results["full_weight"] = state["weight"]
+    results["reloaded_shard"] = fresh.weight.detach()
+    results["shard"] = (averaged.class_start, averaged.num_local)
+    torch.save(results, Path(out_dir) / f"rank{rank}.pt")
+
+
+def test_two_gloo_ranks_match_the_single_process_head(tmp_path: Path) -> None:
+    spawn_ranks(_rank_worker, 2, tmp_path, str(tmp_path))
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    rows = [slice(0, SPLIT), slice(SPLIT, None)]
+    assert [r["shard"] for r in ranks] == [(0, 6), (6, 5)]
+    for kind in ("cos", "mag"):
+        expected = reference(kind)
+        for rank, got in enumerate(ranks):
+            start, count = got["shard"]
+            close(got[kind]["loss"], expected["loss"])
+            close(got[kind]["grad"], expected["grad"][rows[rank]])
+            close(got[kind]["weight_grad"], expected["weight_grad"][start : start + count])
+
+    # rate 0.5: rank 0 draws int(0.5 * 6) = 3 centres around its positive class 2; rank 1 (int(2.5) = 2) keeps
+    # exactly its three positives 6, 8, 9. The loss is the exact CE over the union of the two samples.
+    sampled0, sampled1 = ranks[0]["sampled"], ranks[1]["sampled"]
+    assert len(sampled0) == 3 and 2 in sampled0.tolist() and sampled0.max() < 6
+    assert sampled1.tolist() == [6, 8, 9]
+    union = torch.cat([sampled0, sampled1])
+    expected = reference("cos", columns=union)
+    for rank, got in enumerate(ranks):
+        close(got["rate_half"]["loss"], expected["loss"])
+        close(got["rate_half"]["grad"], expected["grad"][rows[rank]])
+
+    # DDP compensation: the local embeddings receive world_size times the exact gradient.
+    expected = reference("cos")
+    for rank, got in enumerate(ranks):
+        close(got["averaged"]["grad"], 2 * expected["grad"][rows[rank]])
+        torch.testing.assert_close(got["full_weight"], make_head("cos").weight.detach(), rtol=0, atol=0)
+        start, count = got["shard"]
+        torch.testing.assert_close(got["reloaded_shard"], got["full_weight"][start : start + count], rtol=0, atol=0)
+    assert math.isfinite(float(ranks[0]["cos"]["loss"]))
