@@ -34,12 +34,11 @@ def training_preprocessing(input_size: int, recipe_name: str) -> Preprocessing:
 def network_spec(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """``(arch, arch_kwargs)`` of the recipe's network (the backbone, or the head's wrapper around it)."""
     model, head = config["model"], config["head"]
-    backbone_kwargs = {"num_features": int(model["embedding_size"]), **dict(model["backbone_kwargs"])}
-    if head.get("model_wrapper"):
-        kwargs = {"backbone": model["backbone"], "backbone_kwargs": backbone_kwargs,
+    if head.get("model_wrapper"):  # the wrapper sizes the backbone's output itself (e.g. GroupFace's shared_dim)
+        kwargs = {"backbone": model["backbone"], "backbone_kwargs": dict(model["backbone_kwargs"]),
                   "num_features": int(model["embedding_size"]), **dict(head.get("model_kwargs", {}))}
         return str(head["model_wrapper"]), kwargs
-    return str(model["backbone"]), backbone_kwargs
+    return str(model["backbone"]), {"num_features": int(model["embedding_size"]), **dict(model["backbone_kwargs"])}
 
 
 def build_network(config: Mapping[str, Any]) -> tuple[nn.Module, str, dict[str, Any]]:
