@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fr_bench.train import build_head
 from fr_bench.train.partial_fc import PartialFC, shard_range
 
 from _dist_helpers import spawn_ranks
@@ -17,60 +17,27 @@ from _dist_helpers import spawn_ranks
 C, D = 11, 8  # 11 classes on 2 ranks: shards of 6 and 5
 GLOBAL_LABELS = torch.tensor([2, 6, 8, 2, 9, 6, 8, 2])
 SPLIT = 3  # rank 0 holds rows [0, 3), rank 1 rows [3, 8): unequal local batches
+DIST_HEADS = ["cosface", "magface", "unpg_arcface"]  # plain margin, norms + regulariser, shared pair columns
+MARGIN_HEADS = ["cosface", "arcface", "magface", "sphereface", "unpg_arcface", "unpg_magface"]
 
 
-class ToyCosFace(nn.Module):
-    """Stand-in margin head (the documented interface): s (cos - m) on the target column."""
-
-    def __init__(self, s: float = 64.0, m: float = 0.35) -> None:
-        super().__init__()
-        self.s, self.m = s, m
-        self.weight = nn.Parameter(torch.randn(C, D))
-
-    def margin_logits(self, cos: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.s * (cos - self.m * F.one_hot(labels, cos.shape[1]).to(cos.dtype))
-
-    def logits(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        cos = F.normalize(embeddings, dim=1) @ F.normalize(self.weight, dim=1).T
-        return self.margin_logits(cos, labels)
-
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(self.logits(embeddings, labels), labels)
-
-
-class ToyMagFace(ToyCosFace):
-    """Stand-in for a head using feature norms and a regulariser: margin m(a) on the target, lambda mean g(a)."""
-
-    def margin_logits(self, cos: torch.Tensor, labels: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
-        margin = 0.1 + 0.01 * norms.clamp(1.0, 20.0)
-        return self.s * (cos - margin[:, None] * F.one_hot(labels, cos.shape[1]).to(cos.dtype))
-
-    def regularizer(self, embeddings: torch.Tensor) -> torch.Tensor:
-        norms = embeddings.norm(dim=1)
-        return 3.0 * (norms / 400.0 + 1.0 / norms).mean()
-
-    def logits(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        cos = F.normalize(embeddings, dim=1) @ F.normalize(self.weight, dim=1).T
-        return self.margin_logits(cos, labels, embeddings.norm(dim=1))
-
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(self.logits(embeddings, labels), labels) + self.regularizer(embeddings)
-
-
-def make_head(kind: str, seed: int = 0) -> nn.Module:
-    """The same float64 head on every rank (same seed)."""
+def make_head(name: str, seed: int = 0) -> nn.Module:
+    """The same float64 head on every rank (same seed); SphereFace's lambda set to its floor regime."""
     torch.manual_seed(seed)
-    return {"cos": ToyCosFace, "mag": ToyMagFace}[kind]().double()
+    head = build_head(name, embedding_size=D, num_classes=C).double()
+    if name == "sphereface":
+        head.on_step(10_000)
+    return head
 
 
 def global_embeddings() -> torch.Tensor:
     generator = torch.Generator().manual_seed(1)
-    return torch.randn(len(GLOBAL_LABELS), D, generator=generator, dtype=torch.float64) * 3.0
+    return torch.randn(len(GLOBAL_LABELS), D, generator=generator, dtype=torch.float64) * 8.0  # norms ~ 20: inside MagFace's [10, 110]
 
 
-def reference(kind: str, columns: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def reference(name: str, columns: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The unsharded head on the global batch; with ``columns``, the exact CE over those classes only."""
-    head = make_head(kind)
+    head = make_head(name)
     embeddings = global_embeddings().requires_grad_(True)
     if columns is None:
         loss = head(embeddings, GLOBAL_LABELS)
@@ -107,10 +74,10 @@ def test_shard_range_hand_cases_and_partition() -> None:
         shard_range(10, 3, 3)
 
 
-@pytest.mark.parametrize("kind", ["cos", "mag"])
-def test_rate_one_is_the_plain_head(kind: str) -> None:
-    expected = reference(kind)
-    head = make_head(kind)
+@pytest.mark.parametrize("name", MARGIN_HEADS)
+def test_rate_one_is_the_plain_head(name: str) -> None:
+    expected = reference(name)
+    head = make_head(name)
     original = head.weight.detach().clone()
     pfc = PartialFC(head, sample_rate=1.0)
     assert head.weight is None and pfc.weight.shape == (C, D)
@@ -121,7 +88,7 @@ def test_rate_one_is_the_plain_head(kind: str) -> None:
 
 
 def test_sampling_keeps_positives_is_deterministic_and_gives_the_exact_ce_over_the_sample() -> None:
-    pfc = PartialFC(make_head("cos"), sample_rate=0.6, seed=5)
+    pfc = PartialFC(make_head("cosface"), sample_rate=0.6, seed=5)
     assert pfc.num_sample == int(0.6 * C) == 6  # the 4 positives of the batch + 2 of the 7 other classes
     sampled = pfc.sample_classes(GLOBAL_LABELS, step=0)
     assert set(GLOBAL_LABELS.tolist()) <= set(sampled.tolist())
@@ -135,7 +102,7 @@ def test_sampling_keeps_positives_is_deterministic_and_gives_the_exact_ce_over_t
 
     pfc.on_step(0)
     got = pfc_step(pfc, global_embeddings(), GLOBAL_LABELS)
-    expected = reference("cos", columns=sampled)
+    expected = reference("cosface", columns=sampled)
     close(got["loss"], expected["loss"])
     close(got["grad"], expected["grad"])
     close(got["weight_grad"], expected["weight_grad"])
@@ -144,27 +111,27 @@ def test_sampling_keeps_positives_is_deterministic_and_gives_the_exact_ce_over_t
     assert torch.count_nonzero(got["weight_grad"][unsampled]) == 0
 
 
-def test_state_dict_resumes_the_same_samples_and_loads_a_full_matrix() -> None:
-    pfc = PartialFC(make_head("cos"), sample_rate=0.3, seed=2)
+def test_state_dict_resumes_the_same_weights_and_samples() -> None:
+    pfc = PartialFC(make_head("cosface"), sample_rate=0.3, seed=2)
     embeddings = global_embeddings()
     for _ in range(3):
         pfc(embeddings, GLOBAL_LABELS)
     state = pfc.state_dict()
     assert state["_extra_state"]["step"] == 3
-    resumed = PartialFC(make_head("cos", seed=9), sample_rate=0.3)
+    resumed = PartialFC(make_head("cosface", seed=9), sample_rate=0.3)
     resumed.load_state_dict(state)
     torch.testing.assert_close(resumed.weight, pfc.weight, rtol=0, atol=0)
     assert torch.equal(resumed.sample_classes(GLOBAL_LABELS), pfc.sample_classes(GLOBAL_LABELS))
-    assert float(resumed(embeddings, GLOBAL_LABELS)) == float(pfc(embeddings, GLOBAL_LABELS))
+    assert resumed(embeddings, GLOBAL_LABELS).item() == pfc(embeddings, GLOBAL_LABELS).item()
 
-    other = PartialFC(make_head("cos", seed=4), sample_rate=0.3)
+    other = PartialFC(make_head("cosface", seed=4), sample_rate=0.3)
     with pytest.raises(RuntimeError, match="saved for 12 classes"):
         other.load_state_dict({"weight": torch.zeros(12, D), "_extra_state": {**state["_extra_state"],
                                                                                  "num_classes": 12}})
 
 
 def test_on_step_reaches_the_head_and_bad_input_is_refused() -> None:
-    head = make_head("cos")
+    head = make_head("cosface")
     seen: list[int] = []
     head.on_step = seen.append
     pfc = PartialFC(head, sample_rate=0.5)
@@ -172,11 +139,17 @@ def test_on_step_reaches_the_head_and_bad_input_is_refused() -> None:
     assert seen == [7] and pfc.get_extra_state()["step"] == 7
     for rate in (0.0, 1.5, -0.1):
         with pytest.raises(ValueError, match="sample_rate"):
-            PartialFC(make_head("cos"), sample_rate=rate)
+            PartialFC(make_head("cosface"), sample_rate=rate)
     with pytest.raises(ValueError, match="margin_logits"):
         PartialFC(nn.Linear(D, C))
+    with pytest.raises(ValueError, match="margin_logits"):
+        PartialFC(build_head("softmax", embedding_size=D, num_classes=C))
+    with pytest.raises(ValueError, match="IR-Softmax"):
+        PartialFC(build_head("ir_cosface", embedding_size=D, num_classes=C))
+    with pytest.raises(ValueError, match="GroupFace"):
+        PartialFC(build_head("groupface", embedding_size=D, num_classes=C))
     with pytest.raises(ValueError, match="not initialised"):
-        PartialFC(make_head("cos"), process_group=object())
+        PartialFC(make_head("cosface"), process_group=object())
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 11\)"):
         pfc(global_embeddings(), torch.full((8,), C))
     with pytest.raises(ValueError, match="embeddings must be"):
@@ -188,15 +161,15 @@ def _rank_worker(rank: int, world: int, out_dir: str) -> None:
     rows = slice(0, SPLIT) if rank == 0 else slice(SPLIT, None)
     embeddings, labels = global_embeddings()[rows], GLOBAL_LABELS[rows]
     results: dict[str, object] = {}
-    for kind in ("cos", "mag"):
-        results[kind] = pfc_step(PartialFC(make_head(kind), sample_rate=1.0), embeddings, labels)
-    sampled_pfc = PartialFC(make_head("cos"), sample_rate=0.5, seed=3)
+    for name in DIST_HEADS:
+        results[name] = pfc_step(PartialFC(make_head(name), sample_rate=1.0), embeddings, labels)
+    sampled_pfc = PartialFC(make_head("cosface"), sample_rate=0.5, seed=3)
     results["sampled"] = sampled_pfc.sample_classes(GLOBAL_LABELS)
     results["rate_half"] = pfc_step(sampled_pfc, embeddings, labels)
-    averaged = PartialFC(make_head("cos"), sample_rate=1.0, backbone_grads_averaged=True)
+    averaged = PartialFC(make_head("cosface"), sample_rate=1.0, backbone_grads_averaged=True)
     results["averaged"] = pfc_step(averaged, embeddings, labels)
     state = averaged.full_state_dict()
-    fresh = PartialFC(make_head("cos", seed=8), sample_rate=1.0)
+    fresh = PartialFC(make_head("cosface", seed=8), sample_rate=1.0)
     fresh.load_state_dict(state)
     results["full_weight"] = state["weight"]
     results["reloaded_shard"] = fresh.weight.detach()
@@ -209,13 +182,13 @@ def test_two_gloo_ranks_match_the_single_process_head(tmp_path: Path) -> None:
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
     rows = [slice(0, SPLIT), slice(SPLIT, None)]
     assert [r["shard"] for r in ranks] == [(0, 6), (6, 5)]
-    for kind in ("cos", "mag"):
-        expected = reference(kind)
+    for name in DIST_HEADS:
+        expected = reference(name)
         for rank, got in enumerate(ranks):
             start, count = got["shard"]
-            close(got[kind]["loss"], expected["loss"])
-            close(got[kind]["grad"], expected["grad"][rows[rank]])
-            close(got[kind]["weight_grad"], expected["weight_grad"][start : start + count])
+            close(got[name]["loss"], expected["loss"])
+            close(got[name]["grad"], expected["grad"][rows[rank]])
+            close(got[name]["weight_grad"], expected["weight_grad"][start : start + count])
 
     # rate 0.5: rank 0 draws int(0.5 * 6) = 3 centres around its positive class 2; rank 1 (int(2.5) = 2) keeps
     # exactly its three positives 6, 8, 9. The loss is the exact CE over the union of the two samples.
@@ -223,16 +196,15 @@ def test_two_gloo_ranks_match_the_single_process_head(tmp_path: Path) -> None:
     assert len(sampled0) == 3 and 2 in sampled0.tolist() and sampled0.max() < 6
     assert sampled1.tolist() == [6, 8, 9]
     union = torch.cat([sampled0, sampled1])
-    expected = reference("cos", columns=union)
+    expected = reference("cosface", columns=union)
     for rank, got in enumerate(ranks):
         close(got["rate_half"]["loss"], expected["loss"])
         close(got["rate_half"]["grad"], expected["grad"][rows[rank]])
 
     # DDP compensation: the local embeddings receive world_size times the exact gradient.
-    expected = reference("cos")
+    expected = reference("cosface")
     for rank, got in enumerate(ranks):
         close(got["averaged"]["grad"], 2 * expected["grad"][rows[rank]])
-        torch.testing.assert_close(got["full_weight"], make_head("cos").weight.detach(), rtol=0, atol=0)
+        torch.testing.assert_close(got["full_weight"], make_head("cosface").weight.detach(), rtol=0, atol=0)
         start, count = got["shard"]
         torch.testing.assert_close(got["reloaded_shard"], got["full_weight"][start : start + count], rtol=0, atol=0)
-    assert math.isfinite(float(ranks[0]["cos"]["loss"]))

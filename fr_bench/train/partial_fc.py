@@ -14,12 +14,14 @@ What one training step computes (``loss = pfc(embeddings, labels)``, every rank 
    range, ``max(1, int(sample_rate * n_r))`` centres in all (only the positives when they alone are more). The draw is
    a pure function of ``(seed, step, rank)`` (:meth:`PartialFC.sample_classes`). ``sample_rate = 1`` uses every centre.
 4. Cosines between the L2-normalised embeddings and sampled centres (clamped to [-1, 1]) go through the wrapped head's
-   ``margin_logits(cos, labels[, norms])`` (margin on the target column, scaling, feature norms for the heads that
-   use them); rows whose class lives on another rank get no margin on this rank.
+   ``margin_logits(cos, labels, norms)`` (margin on the target column, scaling, the feature norms for the heads that
+   use them); rows whose class lives on another rank are labelled -1 there and get no margin (the heads' convention).
 5. The softmax cross-entropy runs across ranks: distributed row max, distributed sum of exponentials, the target
    logit summed from the one rank that holds it. It is the exact CE over the union of the sampled classes, averaged
    over the global batch, and every rank returns the same value. Regularisers of the head (``head.regularizer``,
    e.g. MagFace's ``lambda_g * mean g(a)``) are added over the global batch, each rank differentiating its own rows.
+   UNPG: its filtered negative-pair cosines, formed over the GLOBAL batch (UNPG's ``gather=True`` reading, whatever
+   the head's ``gather``), scaled by s, enter every row's softmax once (added by rank 0, never as a (B, K) block).
 
 With no initialised process group (one device) nothing is sharded or gathered: the weight is the plain (C, D) matrix
 and, at ``sample_rate = 1``, the loss and gradients are the head's own. Sampling at a rate below 1 also applies there.
@@ -35,15 +37,15 @@ a shard of the same range or the full (C, D) weight, which it slices. :meth:`Par
 :meth:`PartialFC.full_state_dict` gather the whole matrix (collectives: call them on every rank), so a checkpoint
 written by rank 0 resumes on any number of ranks. Optimiser state of the shard (momentum) stays per rank.
 
-Heads: any head exposing ``weight`` (a (C, D) ``nn.Parameter``) and ``margin_logits``: CosFace, ArcFace, MagFace,
-SphereFace. The head's own weight is released (set to ``None``) when it is wrapped: the shard is the only copy.
-Heads that update their weights by a rule (IR-Softmax), that add batch-pair columns (UNPG) or that take model outputs
-(GroupFace) are refused with a message.
+Heads: any head exposing ``weight`` (a (C, D) ``nn.Parameter``) and ``margin_logits(cos, labels, norms)``:
+cosface, arcface, magface, sphereface and UNPG on them. The head's own weight is released (set to ``None``) when it is
+wrapped: the shard is the only copy, and the head's ``logits`` / ``forward`` no longer work on their own. Heads whose
+weights follow an update rule (IR-Softmax), that take model outputs (GroupFace) or that have no margin (softmax,
+center) are refused with a message. Heads' ``update_state`` hooks are not called (no margin head has one).
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
@@ -101,41 +103,59 @@ def _gather_plain(tensor: torch.Tensor, sizes: list[int], group: Any) -> torch.T
     return torch.cat([part[:size] for part, size in zip(parts, sizes)])
 
 
+def _all_reduce(tensor: torch.Tensor, op: Any, group: Any) -> None:
+    """In-place all-reduce over ``group``; nothing on one process (``group`` None)."""
+    if group is not None:
+        dist.all_reduce(tensor, op=op, group=group)
+
+
 class _ShardedCrossEntropy(torch.autograd.Function):
     """Softmax cross-entropy whose classes (columns) are split over the ranks; mean over the rows.
 
-    Each rank passes its logit columns and, per row, the column of the true class when it holds it (else -1).
-    Forward: global row max (MAX all-reduce), then one SUM all-reduce of (sum of exp, target logit, owner count);
-    ``loss_i = max_i + log(sum_exp_i) - target_i``. Backward: ``(softmax - one_hot) / B`` on the local columns.
+    Each rank passes its logit columns (B, n), per row the column of the true class when it holds it (else -1), and
+    ``shared`` (K,): extra negative logits that enter EVERY row's softmax (UNPG's pair columns; passed by one rank,
+    empty elsewhere) without a (B, K) block. Forward: global row max (MAX all-reduce), then one SUM all-reduce of
+    (sum of exp, target logit, owner count); ``loss_i = max_i + log(sum_exp_i) - target_i``. Backward:
+    ``(softmax - one_hot) / B`` on the local columns; on ``shared``, its softmax times the rows' total mass on it / B.
     """
 
     @staticmethod
-    def forward(ctx: Any, logits: torch.Tensor, target: torch.Tensor, group: Any) -> torch.Tensor:
+    def forward(ctx: Any, logits: torch.Tensor, target: torch.Tensor, shared: torch.Tensor,
+                group: Any) -> torch.Tensor:
         rows = logits.shape[0]
+        row_max = torch.full((rows,), float("-inf"), dtype=logits.dtype, device=logits.device)
         if logits.shape[1]:
             row_max = logits.max(dim=1).values
-        else:
-            row_max = torch.full((rows,), float("-inf"), dtype=logits.dtype, device=logits.device)
-        dist.all_reduce(row_max, op=dist.ReduceOp.MAX, group=group)
+        if shared.numel():
+            row_max = torch.maximum(row_max, shared.max())
+        _all_reduce(row_max, dist.ReduceOp.MAX, group)
         exp = torch.exp(logits - row_max[:, None])
         owned = target >= 0
         sums = torch.zeros((3, rows), dtype=logits.dtype, device=logits.device)
         sums[0] = exp.sum(dim=1)
+        shared_lse = torch.logsumexp(shared, dim=0) if shared.numel() else None
+        if shared_lse is not None:
+            sums[0] += torch.exp(shared_lse - row_max)
         sums[1, owned] = logits[owned, target[owned]]
         sums[2] = owned.to(logits.dtype)
-        dist.all_reduce(sums, op=dist.ReduceOp.SUM, group=group)
+        _all_reduce(sums, dist.ReduceOp.SUM, group)
         if not bool(torch.all(sums[2] == 1)):
             raise RuntimeError("Partial FC: a row's true class was held by no rank or by several (sampling bug)")
-        ctx.save_for_backward(exp / sums[0][:, None], target)
+        if shared_lse is None:
+            shared_grad = shared.new_zeros(0)
+        else:  # d loss / d shared_k = sum_i exp(shared_k - max_i) / sum_exp_i / B
+            shared_grad = torch.exp(shared - shared_lse) * (torch.exp(shared_lse - row_max) / sums[0]).sum()
+        ctx.save_for_backward(exp / sums[0][:, None], target, shared_grad)
         return (row_max + torch.log(sums[0]) - sums[1]).mean()
 
     @staticmethod
-    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        probs, target = ctx.saved_tensors
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, torch.Tensor, None]:
+        probs, target, shared_grad = ctx.saved_tensors
         grad = probs.clone()
         owned = torch.nonzero(target >= 0).squeeze(1)
         grad[owned, target[owned]] -= 1
-        return grad * (grad_output / probs.shape[0]), None, None
+        scale = grad_output / probs.shape[0]
+        return grad * scale, None, shared_grad * scale, None
 
 
 class PartialFC(nn.Module):
@@ -179,10 +199,10 @@ class PartialFC(nn.Module):
         self.seed = int(seed)
         self.backbone_grads_averaged = bool(backbone_grads_averaged)
         self.weight = nn.Parameter(full[self.class_start : self.class_start + self.num_local].clone())
-        head.weight = None  # the shard is the only copy: no stale (C, D) matrix in memory or in checkpoints
+        _release_weight(head)  # the shard is the only copy: no stale (C, D) matrix in memory or in checkpoints
         self.head = head
         self._step = 0
-        self._margin_takes_norms = _accepts_norms(head.margin_logits)
+        self._pair_negatives = callable(getattr(head, "kept_negatives", None))  # UNPG
 
     # -- sampling -----------------------------------------------------------------------------------------------
     def on_step(self, step: int) -> None:
@@ -219,9 +239,9 @@ class PartialFC(nn.Module):
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean margin-softmax loss (plus the head's regulariser) over the global batch; same value on every rank."""
         labels = _check_batch(embeddings, labels, self.embedding_size, self.num_classes)
-        local_embeddings = embeddings
+        local_embeddings, local_labels = embeddings, labels
         if self.group is not None:
-            if self.backbone_grads_averaged:
+            if self.backbone_grads_averaged and embeddings.requires_grad:
                 local_embeddings = embeddings.view_as(embeddings)
                 local_embeddings.register_hook(lambda grad: grad * self.world_size)
             sizes = self._batch_sizes(embeddings.shape[0], embeddings.device)
@@ -234,14 +254,10 @@ class PartialFC(nn.Module):
         weight = self.weight[index] if sampled else self.weight
         target = torch.searchsorted(index, local.clamp_min(0)) if sampled else local
         target = torch.where(local >= 0, target, torch.full_like(target, -1))
-        cos = F.linear(F.normalize(embeddings, dim=1), F.normalize(weight, dim=1)).clamp(-1.0, 1.0)
-        logits = self._margin_logits(cos, target, embeddings)
-        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # half precision -> float32 for the CE
-        if self.group is None:
-            loss = F.cross_entropy(logits, target)
-        else:
-            loss = _ShardedCrossEntropy.apply(logits, target, self.group)
-        loss = loss + self._regularizer(local_embeddings, embeddings.shape[0])
+        cos = _full_precision(F.linear(F.normalize(embeddings), F.normalize(weight))).clamp(-1.0, 1.0)
+        logits = _full_precision(self.head.margin_logits(cos, target, _full_precision(embeddings).norm(dim=1)))
+        loss = _ShardedCrossEntropy.apply(logits, target, self._shared_negatives(embeddings, labels), self.group)
+        loss = loss + self._regularizer(local_embeddings, local_labels, embeddings.shape[0])
         if self.training:
             self._step += 1
         return loss
@@ -251,23 +267,24 @@ class PartialFC(nn.Module):
         dist.all_gather(counts, torch.tensor([rows], dtype=torch.long, device=device), group=self.group)
         return [int(count.item()) for count in counts]
 
-    def _margin_logits(self, cos: torch.Tensor, target: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
-        """The head's margin logits; rows without a local target get a throw-away zero column to carry the margin."""
-        norms = (embeddings.norm(dim=1),) if self._margin_takes_norms else ()
-        missing = target < 0
-        if not bool(missing.any()):
-            return self.head.margin_logits(cos, target, *norms)
-        columns = cos.shape[1]
-        padded = torch.cat([cos, cos.new_zeros(cos.shape[0], 1)], dim=1)
-        carried = torch.where(missing, torch.full_like(target, columns), target)
-        return self.head.margin_logits(padded, carried, *norms)[:, :columns]
+    def _shared_negatives(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """UNPG's scaled negative-pair cosines of the global batch, on rank 0 only (empty elsewhere / other heads)."""
+        if not self._pair_negatives or self.rank != 0:
+            return embeddings.new_zeros(0, dtype=torch.promote_types(embeddings.dtype, torch.float32))
+        from fr_bench.train.heads.unpg import box_and_whisker, negative_pair_cosines
 
-    def _regularizer(self, local_embeddings: torch.Tensor, global_rows: int) -> torch.Tensor | float:
+        return self.head.s * box_and_whisker(negative_pair_cosines(embeddings, labels), self.head.w)
+
+    def _regularizer(self, local_embeddings: torch.Tensor, local_labels: torch.Tensor,
+                     global_rows: int) -> torch.Tensor | float:
         """The head's batch-mean regulariser over the global batch, differentiated through the local rows only."""
-        regularizer = getattr(self.head, "regularizer", None)
-        if regularizer is None or local_embeddings.shape[0] == 0:
+        if local_embeddings.shape[0] == 0:
             return 0.0
-        share = regularizer(local_embeddings) * (local_embeddings.shape[0] / global_rows)
+        regularizer = getattr(self.head, "regularizer", None)
+        share = 0.0 if regularizer is None else regularizer(local_embeddings, local_labels)
+        if not isinstance(share, torch.Tensor):
+            return share  # a constant (0 for heads without one)
+        share = share * (local_embeddings.shape[0] / global_rows)
         if self.group is None:
             return share
         total = share.detach().clone()
@@ -342,18 +359,20 @@ def _check_head(head: nn.Module) -> None:
             f"Partial FC needs the head's class weights as a learned (C, D) parameter; {name}.weight is "
             f"{type(weight).__name__} (heads whose centres follow an update rule, like IR-Softmax, are not supported)"
         )
-    if getattr(head, "extra_negatives", False):
-        raise ValueError(f"Partial FC cannot wrap {name}: its batch-pair negative columns are not sharded (UNPG)")
 
 
-def _accepts_norms(margin_logits: Any) -> bool:
-    """Whether ``margin_logits`` takes a third positional argument (the feature norms)."""
-    try:
-        parameters = list(inspect.signature(margin_logits).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 3 or any(p.kind == p.VAR_POSITIONAL for p in parameters)
+def _release_weight(head: nn.Module) -> None:
+    """Set the head's class-weight parameter to None in the module that owns it (wrappers expose it by property)."""
+    for name, parameter in head.named_parameters():
+        if parameter is head.weight:
+            owner_name, _, attribute = name.rpartition(".")
+            setattr(head.get_submodule(owner_name), attribute, None)
+            return
+
+
+def _full_precision(tensor: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 (autocast) -> float32; float32 and float64 unchanged (as the heads compute their margins)."""
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
 
 
 def _check_batch(embeddings: torch.Tensor, labels: torch.Tensor, dim: int, num_classes: int) -> torch.Tensor:
