@@ -14,6 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def full_precision(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32 if it is float16/bfloat16 (autocast), unchanged otherwise (float64 stays float64)."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 def check_batch(embeddings: torch.Tensor, labels: torch.Tensor) -> None:
     """Raise ValueError unless ``embeddings`` is (B, D) and ``labels`` a (B,) integer tensor."""
     if embeddings.dim() != 2:
@@ -59,7 +64,7 @@ class CosineHead(Head):
     """A bias-free classifier on the unit sphere: cos(theta_j) = <x/||x||, w_j/||w_j||>.
 
     ``init`` is the weight initialisation: ``"normal"`` N(0, 0.01) as arcface_torch, or ``"xavier"``
-    (Xavier-uniform, the filler of SphereFace's released Caffe prototxt). The cosines come back in float32 and
+    (Xavier-uniform, the filler of SphereFace's released Caffe prototxt). The cosines come back at least in float32 and
     clipped to [-1, 1] whatever the autocast dtype, so margins are computed in full precision.
     """
 
@@ -79,7 +84,7 @@ class CosineHead(Head):
     def cosine(self, embeddings: torch.Tensor) -> torch.Tensor:
         """cos(theta) (B, C) between the embeddings and every class weight, float32, clipped to [-1, 1]."""
         cos = F.linear(F.normalize(embeddings), F.normalize(self.weight))
-        return cos.float().clamp(-1.0, 1.0)
+        return full_precision(cos).clamp(-1.0, 1.0)
 
     def margin_logits(self, cos: torch.Tensor, labels: torch.Tensor,
                       norms: torch.Tensor | None = None) -> torch.Tensor:
@@ -88,7 +93,7 @@ class CosineHead(Head):
 
     def logits(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         check_batch(embeddings, labels)
-        return self.margin_logits(self.cosine(embeddings), labels, embeddings.float().norm(dim=1))
+        return self.margin_logits(self.cosine(embeddings), labels, full_precision(embeddings).norm(dim=1))
 
     def extra_repr(self) -> str:
         return f"embedding_size={self.embedding_size}, num_classes={self.num_classes}"

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from fr_bench.train.heads.angular import MarginHead
-from fr_bench.train.heads.base import Head, check_batch
+from fr_bench.train.heads.base import Head, check_batch, full_precision
 
 
 def self_distributed_labels(probs: torch.Tensor) -> torch.Tensor:
@@ -68,8 +68,9 @@ class GroupFaceHead(Head):
 
     def group_loss(self, group_logits: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the GDN against its self-distributed labels."""
-        labels = self_distributed_labels(group_logits.float().softmax(dim=1))
-        return F.cross_entropy(group_logits.float(), labels)
+        group_logits = full_precision(group_logits)
+        labels = self_distributed_labels(group_logits.softmax(dim=1))
+        return F.cross_entropy(group_logits, labels)
 
     def forward(self, outputs: Mapping[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
         embedding, group_logits = self._unpack(outputs)

@@ -61,7 +61,8 @@ class IRSoftmaxHead(Head):
         present = counts > 0
         sums = torch.zeros_like(self.centers).index_add_(0, labels, embeddings.to(self.centers.dtype))
         means = sums / counts.clamp_min(1).unsqueeze(1).to(sums.dtype)
-        rate = torch.where(self.seen, 1.0 - self.momentum, 1.0).unsqueeze(1).to(sums.dtype)
+        ones = torch.ones_like(counts, dtype=sums.dtype)
+        rate = torch.where(self.seen, ones * (1.0 - self.momentum), ones).unsqueeze(1)
         self.centers.copy_(torch.where(present.unsqueeze(1), self.centers + rate * (means - self.centers),
                                        self.centers))
         self.seen |= present

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from fr_bench.train.heads.base import CosineHead
+from fr_bench.train.heads.base import CosineHead, full_precision
 from fr_bench.train.heads.margins import apply_target, margin_target, target_cos
 
 
@@ -33,7 +33,7 @@ class MagFaceHead(CosineHead):
 
     def magnitude(self, norms: torch.Tensor) -> torch.Tensor:
         """a = ||x|| clamped to [l_a, u_a]."""
-        return norms.float().clamp(self.l_a, self.u_a)
+        return full_precision(norms).clamp(self.l_a, self.u_a)
 
     def margin(self, a: torch.Tensor) -> torch.Tensor:
         """m(a) = (u_m - l_m) / (u_a - l_a) (a - l_a) + l_m."""
@@ -54,7 +54,7 @@ class MagFaceHead(CosineHead):
 
     def regularizer(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """lambda_g * mean(g(a))."""
-        return self.lambda_g * self.g(self.magnitude(embeddings.float().norm(dim=1))).mean()
+        return self.lambda_g * self.g(self.magnitude(full_precision(embeddings).norm(dim=1))).mean()
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, s={self.s}, a=[{self.l_a}, {self.u_a}], m=[{self.l_m}, {self.u_m}], "

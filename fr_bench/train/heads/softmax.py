@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fr_bench.train.heads.base import Head, check_batch
+from fr_bench.train.heads.base import Head, check_batch, full_precision
 from fr_bench.train.heads.distributed import all_gather_batch
 
 
@@ -37,7 +37,7 @@ class SoftmaxHead(Head):
 
     def logits(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         check_batch(embeddings, labels)
-        return self.fc(embeddings).float()
+        return full_precision(self.fc(embeddings))
 
 
 class CenterLossHead(SoftmaxHead):
@@ -54,7 +54,7 @@ class CenterLossHead(SoftmaxHead):
 
     def center_loss(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """L_C = 1/2 mean_i ||x_i - c_{y_i}||^2 (centres are constants here)."""
-        diff = embeddings.float() - self.centers[labels]
+        diff = full_precision(embeddings) - self.centers[labels]
         return 0.5 * (diff * diff).sum(dim=1).mean()
 
     def regularizer(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -64,7 +64,7 @@ class CenterLossHead(SoftmaxHead):
         """c_j <- c_j - alpha sum_i [y_i = j](c_j - x_i) / (1 + n_j) for every class j in the (global) batch."""
         embeddings, labels = all_gather_batch(embeddings, labels)
         counts = torch.bincount(labels, minlength=self.num_classes).to(self.centers.dtype)
-        diff = torch.zeros_like(self.centers).index_add_(0, labels, self.centers[labels] - embeddings.float())
+        diff = torch.zeros_like(self.centers).index_add_(0, labels, self.centers[labels] - embeddings.to(self.centers.dtype))
         self.centers -= self.alpha * diff / (1.0 + counts).unsqueeze(1)
 
     def extra_repr(self) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from fr_bench.train.heads.base import CosineHead
+from fr_bench.train.heads.base import CosineHead, full_precision
 from fr_bench.train.heads.margins import apply_target, margin_target, target_cos
 
 
@@ -57,7 +57,7 @@ class SphereFaceHead(CosineHead):
         cy = target_cos(cos, labels)
         psi = margin_target(cy, m1=self.m, extension="psi")
         target = (self.lam * cy + psi) / (1.0 + self.lam)
-        return norms.float().unsqueeze(1) * apply_target(cos, labels, target)
+        return full_precision(norms).unsqueeze(1) * apply_target(cos, labels, target)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, m={self.m}, lambda={self.lam:g}"

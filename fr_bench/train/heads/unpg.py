@@ -22,13 +22,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from fr_bench.train.heads.base import CosineHead, Head, check_batch
+from fr_bench.train.heads.base import CosineHead, Head, check_batch, full_precision
 from fr_bench.train.heads.distributed import all_gather_batch
 
 
 def negative_pair_cosines(embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cosines of every unordered pair (i < j) with labels[i] != labels[j], in row-major order (1-D)."""
-    e = F.normalize(embeddings.float())
+    e = F.normalize(full_precision(embeddings))
     sim = e @ e.t()
     mask = (labels.unsqueeze(1) != labels.unsqueeze(0)).triu(diagonal=1)
     return sim[mask]
