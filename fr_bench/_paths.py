@@ -1,8 +1,13 @@
-"""Where fr_bench finds the data folders that live beside the package (``protocols/``, ``reference_models/``).
+"""Where fr_bench finds its data folders: ``protocols/`` (declarative specs) and ``reference_models/``.
 
-The design card keeps declarative specs and reference models at the top level of the repository, not inside the
-package. An editable install (``pip install -e .``, the documented one) finds them beside ``fr_bench/``; any other
-install points ``FRBENCH_HOME`` at a checkout.
+The design card keeps them at the top level of the repository, beside the package. A wheel (``pip install .``,
+``pip install fr_bench-*.whl``) carries them inside the package, as ``fr_bench/_data/protocols/`` and
+``fr_bench/_data/reference_models/`` (the build maps the top-level folders there: ``pyproject.toml`` and
+``setup.py``). So each folder is looked up:
+
+1. in ``$FRBENCH_HOME`` when that is set (a checkout whose folders should win, e.g. specs being edited);
+2. inside the package (an installed wheel);
+3. beside the package (a checkout, or an editable install ``pip install -e .``).
 """
 
 from __future__ import annotations
@@ -12,26 +17,38 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
+#: The folders a wheel carries inside the package.
+SHIPPED_DIR = PACKAGE_DIR / "_data"
 
-def project_root() -> Path:
-    """The checkout that holds ``protocols/`` and ``reference_models/`` (``$FRBENCH_HOME`` wins if set)."""
+
+def data_dir(name: str) -> Path:
+    """The folder ``name`` (``"protocols"`` or ``"reference_models"``), looked up as the module doc says.
+
+    Raises ``FileNotFoundError`` naming every place looked at when none holds it.
+    """
     env = os.environ.get("FRBENCH_HOME")
-    candidates = [Path(env)] if env else []
-    candidates.append(PACKAGE_DIR.parent)
+    if env:
+        cand = Path(env).expanduser() / name
+        if cand.is_dir():
+            return cand
+        raise FileNotFoundError(f"FRBENCH_HOME={env} has no {name!r} folder; point it at the fr_bench repository "
+                                "root, or unset it to use the installed copy")
+    candidates = [SHIPPED_DIR / name, PACKAGE_DIR.parent / name]
     for cand in candidates:
-        if (cand / "protocols").is_dir():
+        if cand.is_dir():
             return cand
     raise FileNotFoundError(
-        "fr_bench could not find its 'protocols/' folder beside the package. Install from a checkout with "
-        "`pip install -e .`, or set FRBENCH_HOME to the repository root."
+        f"fr_bench could not find its {name!r} folder (looked in {', '.join(str(c) for c in candidates)}). "
+        "The installation is incomplete: reinstall with `pip install .` (or `pip install -e .` from a checkout), "
+        "or set FRBENCH_HOME to the repository root."
     )
 
 
 def specs_dir() -> Path:
     """Folder of the declarative protocol specs (one TOML per protocol)."""
-    return project_root() / "protocols"
+    return data_dir("protocols")
 
 
 def reference_models_dir() -> Path:
     """Folder of the reference models and training recipes."""
-    return project_root() / "reference_models"
+    return data_dir("reference_models")
