@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +160,9 @@ def evaluate(out, name, convention, ci, n_boot, seed, as_json, model, protocol, 
 
     \b
     Prints the protocol's official table (each number with its convention, realised operating point and, with
-    --ci, its interval) and writes OUT/<model-name>/<protocol>.json atomically.
+    --ci, its interval) and writes OUT/<model-name>/<protocol>.json atomically. OUT is checked before any
+    extraction; if the write still fails, the table is printed, the record is kept in the cache folder
+    (CACHE/unsaved_results/) and the error says where.
     \b
     Examples:
       frbench evaluate --model sface --protocol demo
@@ -168,16 +171,64 @@ def evaluate(out, name, convention, ci, n_boot, seed, as_json, model, protocol, 
     """
     from fr_bench.runner import evaluate_model, is_main_process
 
+    out_dir = check_out_dir(out)
     ev = evaluate_model(
-        model, protocol, root, out=out, name=name, conventions=_parse_pairs(convention, "--convention") or None,
+        model, protocol, root, out=None, name=name, conventions=_parse_pairs(convention, "--convention") or None,
         ci=ci, n_boot=n_boot, seed=seed, **_prepare_kwargs(kw),
     )
     if not is_main_process():
         return
+    failure = None
+    try:
+        ev.path = _write_record(out_dir, ev.record)
+    except OSError as exc:
+        failure = exc
     if as_json:
         click.echo(json.dumps(ev.record.to_dict(), indent=2))
-        return
-    _print_result(ev)
+    else:
+        _print_result(ev)
+    if failure is not None:
+        raise click.ClickException(_unsaved_message(failure, ev.record, kw["cache_dir"]))
+
+
+def check_out_dir(out: str | Path) -> Path:
+    """``--out`` as a folder that exists and takes a file, checked before any extraction (one clear error if not)."""
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise click.ClickException(f"--out {out}: is a file; --out names a folder (the result goes to "
+                                   "OUT/<model>/<protocol>.json)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".frbench-write-check-"):
+            pass
+    except OSError as exc:
+        raise click.ClickException(f"--out {out}: cannot write there ({exc.strerror or exc}); "
+                                   "pick a folder you can write to") from exc
+    return path
+
+
+def _write_record(out_dir: Path, record) -> Path:
+    from fr_bench.results import write_result
+
+    return write_result(out_dir, record)
+
+
+def _unsaved_message(exc: OSError, record, cache_dir: str | None) -> str:
+    """Keep a result whose write failed (cache folder, else the temp folder) and say where it and its scores are."""
+    from fr_bench.cache import default_cache_dir
+    from fr_bench.results import write_result
+
+    kept = None
+    for folder in (Path(cache_dir or default_cache_dir()) / "unsaved_results", Path(tempfile.gettempdir())):
+        try:
+            kept = write_result(folder, record)
+            break
+        except OSError:
+            continue
+    where = f"the result record was kept in {kept}" if kept else "the result record could not be kept anywhere"
+    if record.scores_file:
+        where += f", the per-pair scores are in {record.scores_file}"
+    return f"could not write the result ({type(exc).__name__}: {exc}); the table is above; {where}"
 
 
 #: Metric-name stems that are rates (printed in percent; the result file keeps fractions).
@@ -423,3 +474,7 @@ def plot(kind, sources, protocol, out) -> None:
 
 def _entry() -> None:  # pragma: no cover
     sys.exit(main())
+
+
+from fr_bench.cli_train import register_commands as _register_training  # noqa: E402  (frbench train, study)
+_register_training(main)
