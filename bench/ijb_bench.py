@@ -263,7 +263,7 @@ def main() -> None:
     a = sum(t_ours[k] for k in ("pool", "score", "metrics"))
     b = sum(t_ref[k] for k in ("pool", "score", "metrics"))
     print(f"{'no parse':8s} {a:9.2f} {b:14.2f} {b / a:7.1f}x")
-    s_ours = result.scores["scores"]
+    s_ours = result.scores.pairs.scores
     diff = np.abs(s_ours - s_ref)
     print(f"scores (ours float32 vs reference float64): max |difference| {diff.max():.2e}, mean {diff.mean():.1e}")
     n_gen = int(np.sum(p.labels == 1))

@@ -26,9 +26,8 @@ A second process that finds the lock taken computes without the cache (it neithe
 
 Scores
 ------
-:func:`save_scores` / :func:`load_scores` keep per-pair score arrays (floats stored as float32) for the results
-layer, under ``<cache_dir>/scores/<sha256 of the key>.h5``, keyed by any JSON-able dict (model fingerprint,
-protocol name and data fingerprint, convention).
+Per-pair and per-search score records are filed by :func:`fr_bench.results.save_scores` (keyed by
+:func:`key_digest`), not here.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -221,47 +219,3 @@ class EmbeddingCache:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-# -- per-pair scores ---------------------------------------------------------------------------------------------
-def _scores_path(cache_dir: str | os.PathLike, key: Mapping[str, Any]) -> Path:
-    return Path(cache_dir) / "scores" / f"{key_digest(key)}.h5"
-
-
-def save_scores(cache_dir: str | os.PathLike, key: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Path:
-    """Write named arrays (floats as float32; integers and booleans unchanged) for ``key``; atomic replace."""
-    path = _scores_path(cache_dir, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["key"] = _canonical(key)
-            for name, arr in arrays.items():
-                arr = np.asarray(arr)
-                if arr.dtype.kind == "f":
-                    arr = arr.astype(np.float32)
-                f.create_dataset(name, data=arr)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def load_scores(cache_dir: str | os.PathLike, key: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
-    """The arrays saved for ``key``, or None when absent, unreadable (warns) or stored under another key."""
-    path = _scores_path(cache_dir, key)
-    if not path.exists():
-        return None
-    try:
-        with h5py.File(path, "r") as f:
-            stored = f.attrs.get("key")
-            if isinstance(stored, bytes):
-                stored = stored.decode()
-            if stored != _canonical(key):
-                return None
-            return {name: f[name][...] for name in f.keys()}
-    except Exception as exc:
-        warnings.warn(f"ignoring unreadable score file {path}: {exc}", stacklevel=2)
-        return None

@@ -23,10 +23,10 @@ import numpy as np
 
 from fr_bench import extract as _extract
 from fr_bench import provenance, results
-from fr_bench.cache import save_scores
 from fr_bench.models import load_model
 from fr_bench.models.base import FLIP_MODES, flip_mode
 from fr_bench.protocols import Protocol, ProtocolResult, load_protocol, load_spec
+from fr_bench.results import save_scores
 
 
 @dataclass

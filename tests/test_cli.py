@@ -70,12 +70,11 @@ def test_second_run_is_served_from_cache(demo_run):
 
 
 def test_scores_file_separates_genuine_and_impostor(demo_run):
-    import h5py
+    from fr_bench.results import read_scores
 
     _out, _cache, record, _ = demo_run
-    with h5py.File(record["scores_file"], "r") as f:
-        scores = f["scores"][...]
-        labels = f["labels"][...].astype(bool)
+    pairs = read_scores(record["scores_file"])[0].pairs
+    scores, labels = pairs.scores, pairs.labels
     assert labels.sum() == 275 and (~labels).sum() == 1210
     assert scores[labels].min() > scores[~labels].max()
     assert 0.5 < scores[labels].min() and scores[~labels].max() < 0.4

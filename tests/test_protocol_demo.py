@@ -96,7 +96,7 @@ def test_rank1_counts_hand_placed_mistakes(demo):
 def test_random_embeddings_shapes(demo):
     r = demo.evaluate(np.random.default_rng(2).normal(size=(55, 32)).astype(np.float32))
     assert 0.0 <= r.metrics["accuracy"] <= 1.0 and 0.0 <= r.metrics["rank1"] <= 1.0
-    assert r.scores["scores"].shape == (1485,) and r.scores["labels"].dtype == bool
+    assert r.scores.pairs.scores.shape == (1485,) and r.scores.pairs.labels.dtype == bool
     assert len(r.details["accuracy_folds"]["accuracies"]) == 10
 
 
@@ -118,7 +118,7 @@ def test_real_model_on_real_faces_is_separable():
     feats = np.concatenate([sess.run(None, {name: batch[i : i + 1]})[0] for i in range(55)])
     r = demo.evaluate(feats)
     assert r.metrics["rank1"] == 1.0 and r.metrics["auc"] == 1.0 and r.metrics["eer"] == 0.0
-    s, y = r.scores["scores"], r.scores["labels"]
+    s, y = r.scores.pairs.scores, r.scores.pairs.labels
     assert s[y].min() > 0.5 > 0.4 > s[~y].max()
     assert demo.evaluate(feats, conventions={"accuracy": "best-threshold"}).metrics["accuracy"] == 1.0
     # Separable is not k-fold perfect: the grid convention takes the FIRST best threshold, i.e. the one just past

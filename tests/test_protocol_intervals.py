@@ -45,7 +45,7 @@ def check_intervals(result, expected_units: dict[str, str], level: float = 0.9):
 
 def check_correct(result):
     """``correct`` reproduces each fold's accuracy from integer counts."""
-    folds, correct = result.scores["folds"], result.scores["correct"]
+    folds, correct = result.scores.pairs.folds, result.scores.pairs.correct
     accs = result.details["accuracy_folds"]["accuracies"]
     for f, acc in enumerate(accs):
         in_fold = folds == f
@@ -96,14 +96,14 @@ def test_lfw_tree_resamples_subjects_and_pairs(lfw_tree):
     check_roc_keys(r.details["roc"])
     # the subject interval is the metric engine's bootstrap with the identities of each pair side
     names = np.array(ids)
-    direct = bootstrap_tar_at_far(r.scores["scores"].astype(np.float64), p.labels, names[p.pairs[:, 0]],
+    direct = bootstrap_tar_at_far(r.scores.pairs.scores.astype(np.float64), p.labels, names[p.pairs[:, 0]],
                                   names[p.pairs[:, 1]], fars=(1e-2,), convention="nearest", n_boot=N_BOOT, level=0.9,
                                   seed=3)[1e-2]
     assert r.metrics["tar@far=1e-2"] == pytest.approx(direct.point, abs=1e-6)
     assert (r.intervals["tar@far=1e-2"]["low"], r.intervals["tar@far=1e-2"]["high"]) == pytest.approx(
         (direct.low, direct.high), abs=1e-6)
     # the unit codes: one per identity, same on both sides of a genuine pair
-    a, b = r.scores["unit_a"], r.scores["unit_b"]
+    a, b = r.scores.pairs.unit_a, r.scores.pairs.unit_b
     assert a.dtype == np.int32 and np.array_equal(a == b, p.labels) and np.unique(np.r_[a, b]).size == 6
 
 
@@ -112,7 +112,7 @@ def test_pack_resamples_pairs_and_folds(lfw_pack):
     assert p.identities is None
     r = p.evaluate(emb, ci=0.9, n_boot=N_BOOT)
     check_intervals(r, {"accuracy": "pair", "tar@far=1e-2": "pair", "eer": "pair"})
-    np.testing.assert_array_equal(r.scores["unit_a"], np.arange(600))
+    np.testing.assert_array_equal(r.scores.pairs.unit_a, np.arange(600))
     folds = p.evaluate(emb, ci=0.9, n_boot=N_BOOT, accuracy_unit="fold")
     assert folds.intervals["accuracy"]["unit"] == "fold" and any("coarse" in f for f in folds.flags)
     # a fold bootstrap draws whole folds: every replicate is a mean of 10 fold accuracies, so its bounds lie
@@ -127,9 +127,9 @@ def test_correct_reproduces_fold_accuracies(lfw_tree, convention):
     p, _, emb = lfw_tree
     r = p.evaluate(emb, conventions={"accuracy": convention})
     check_correct(r)
-    assert r.scores["folds"].dtype == np.int32 and r.scores["correct"].dtype == bool
+    assert r.scores.pairs.folds.dtype == np.int32 and r.scores.pairs.correct.dtype == bool
     if convention == "best-threshold":
-        assert set(r.scores["folds"].tolist()) == {0}
+        assert set(r.scores.pairs.folds.tolist()) == {0}
 
 
 def test_ci_none_adds_nothing_and_seeds_repeat(lfw_tree):
@@ -142,10 +142,11 @@ def test_ci_none_adds_nothing_and_seeds_repeat(lfw_tree):
     assert p.evaluate(emb, ci=0.9, n_boot=N_BOOT, seed=5).intervals == with_ci.intervals
     other = p.evaluate(emb, ci=0.9, n_boot=N_BOOT, seed=6).intervals
     assert any(other[k] != with_ci.intervals[k] for k in other)
-    assert set(plain.scores) == {"scores", "labels", "unit_a", "unit_b", "folds", "correct"}
+    assert plain.scores.pairs.folds is not None and plain.scores.pairs.correct is not None
+    assert plain.scores.pairs.extra == {} and plain.scores.searches == {}
     # the units do not depend on the model
     again = p.evaluate(noisy_identity_embeddings(list(p.identities), seed=9))
-    np.testing.assert_array_equal(again.scores["unit_a"], plain.scores["unit_a"])
+    np.testing.assert_array_equal(again.scores.pairs.unit_a, plain.scores.pairs.unit_a)
 
 
 def test_folder_tree_identities(tmp_path):
@@ -164,7 +165,8 @@ def test_demo_intervals_include_rank1():
     r = p.evaluate(emb, ci=0.9, n_boot=N_BOOT)
     check_intervals(r, {"accuracy": "pair", "eer": "subject", "rank1": "subject", "tar@far=1e-2": "subject"})
     check_correct(r)
-    assert r.scores["rank1_correct"].mean() == r.metrics["rank1"] and r.scores["rank1_unit"].dtype == np.int32
+    rank1 = r.scores.searches["rank1"]
+    assert rank1.successes.mean() == r.metrics["rank1"] and rank1.unit.dtype == np.int32 and rank1.per_search
     assert p.evaluate(emb).intervals == {}
 
 
@@ -179,7 +181,7 @@ def test_ijb_1to1_without_subjects_resamples_templates(tmp_path):
     assert any("likely too narrow" in f for f in r.flags)
     assert not any(k.startswith("tar@far=1e-3") for k in r.intervals)  # 405 impostor pairs: unresolvable
     check_roc_keys(r.details["roc"])
-    np.testing.assert_array_equal(r.scores["unit_a"] == r.scores["unit_b"], np.zeros(len(fx.pairs), bool))
+    np.testing.assert_array_equal(r.scores.pairs.unit_a == r.scores.pairs.unit_b, np.zeros(len(fx.pairs), bool))
     assert _quiet(p.evaluate, emb).intervals == {}
 
 
@@ -191,15 +193,18 @@ def test_ijb_1to1_with_subjects(tmp_path):
     assert not any("too narrow" in f for f in r.flags)
     sa = np.array([subj[t] for t in fx.pairs[:, 0]])
     sb = np.array([subj[t] for t in fx.pairs[:, 1]])
-    np.testing.assert_array_equal(r.scores["unit_a"], sa)  # subjects 0..9 are their own dense codes
-    np.testing.assert_array_equal(r.scores["unit_b"], sb)
-    direct = _quiet(bootstrap_tar_at_far, r.scores["scores"].astype(np.float64), fx.pairs[:, 2], sa, sb, fars=(0.1,),
+    np.testing.assert_array_equal(r.scores.pairs.unit_a, sa)  # subjects 0..9 are their own dense codes
+    np.testing.assert_array_equal(r.scores.pairs.unit_b, sb)
+    direct = _quiet(bootstrap_tar_at_far, r.scores.pairs.scores.astype(np.float64), fx.pairs[:, 2], sa, sb, fars=(0.1,),
                     convention="nearest", n_boot=N_BOOT, level=0.9, seed=1)[0.1]
     assert (r.intervals["tar@far=1e-1"]["low"], r.intervals["tar@far=1e-1"]["high"]) == pytest.approx(
         (direct.low, direct.high))
-    assert {k: v.dtype for k, v in r.scores.items()} == {
-        "scores": np.float32, "labels": bool, "unit_a": np.int32, "unit_b": np.int32, "template_a": np.int32,
-        "template_b": np.int32, "subject_a": np.int32, "subject_b": np.int32}
+    pairs = r.scores.pairs
+    assert (pairs.scores.dtype, pairs.labels.dtype, pairs.unit_a.dtype, pairs.unit_b.dtype) == (
+        np.float32, bool, np.int32, np.int32)
+    assert pairs.unit_name == "subject"
+    assert {k: v.dtype for k, v in pairs.extra.items()} == {
+        "template_a": np.int32, "template_b": np.int32, "subject_a": np.int32, "subject_b": np.int32}
 
 
 def test_ijb_1n_intervals_by_subject(tmp_path):
@@ -211,16 +216,16 @@ def test_ijb_1n_intervals_by_subject(tmp_path):
     assert {k for k in r.intervals if "tpir" in k} == resolvable  # 10 non-mated searches cannot resolve 1e-2
     # per-search arrays reproduce rank-1
     for g in ("G1", "G2"):
-        hits, mated = r.scores[f"{g}.rank1_correct"], r.scores[f"{g}.mated"]
+        hits, mated = r.scores.searches[f"{g}/rank1"].successes, r.scores.searches[f"{g}/rank1"].trials
         assert hits.sum() / mated.sum() == pytest.approx(r.metrics[f"{g}/rank1"])
     # the mean's interval by explicit replicates: the same subject draw for both galleries, per-gallery rank-1 as
     # weighted correct / weighted mated searches, averaged
-    unit = r.scores["rank1_unit"]
+    unit = r.scores.searches["G1/rank1"].unit
     np.testing.assert_array_equal(unit, p.probe_subjects)  # subjects 0..9 are their own codes
-    w = draw_unit_weights(N_SUBJECTS, N_BOOT, 4)
+    w = draw_unit_weights(N_SUBJECTS, N_BOOT, seed=4)
     reps = np.zeros(N_BOOT)
     for g in ("G1", "G2"):
-        hits, mated = r.scores[f"{g}.rank1_correct"], r.scores[f"{g}.mated"]
+        hits, mated = r.scores.searches[f"{g}/rank1"].successes, r.scores.searches[f"{g}/rank1"].trials
         for b in range(N_BOOT):
             reps[b] += sum(w[b, unit[i]] * hits[i] for i in range(len(unit))) / \
                 sum(w[b, unit[i]] * mated[i] for i in range(len(unit))) / 2
@@ -230,21 +235,27 @@ def test_ijb_1n_intervals_by_subject(tmp_path):
     from fr_bench.metrics.identification import OpenSetSearch
     from fr_bench.metrics.uncertainty import bootstrap_tpir_at_fpir
 
-    search = OpenSetSearch(r.scores["G1.mated"], r.scores["G1.mate_rank"].astype(np.int64),
-                           r.scores["G1.mate_score"].astype(np.float64), r.scores["G1.top_score"].astype(np.float64))
+    g1 = r.scores.searches["G1/rank1"]
+    search = OpenSetSearch(g1.trials.astype(bool), g1.extra["mate_rank"].astype(np.int64),
+                           g1.extra["mate_score"].astype(np.float64), g1.extra["top_score"].astype(np.float64))
     direct = bootstrap_tpir_at_fpir(search, unit, fpirs=(0.1,), n_boot=N_BOOT, level=0.9, seed=4)[0.1]
     assert (r.intervals["G1/tpir@fpir=1e-1"]["low"], r.intervals["G1/tpir@fpir=1e-1"]["high"]) == pytest.approx(
         (direct.low, direct.high), abs=1e-6)
     assert _quiet(p.evaluate, emb).intervals == {}
     # the per-search arrays survive the runner's HDF5 score store as they are
-    from fr_bench.cache import load_scores, save_scores
+    from fr_bench.results import load_scores, save_scores
 
     save_scores(tmp_path / "scores", {"k": 1}, r.scores)
     back = load_scores(tmp_path / "scores", {"k": 1})
-    assert back is not None and set(back) == set(r.scores)
-    for k, v in r.scores.items():
-        np.testing.assert_array_equal(back[k], v)
-        assert back[k].dtype == v.dtype
+    assert back is not None and back.pairs is None and set(back.searches) == set(r.scores.searches)
+    for metric, s in r.scores.searches.items():
+        for name in ("successes", "trials", "unit"):
+            np.testing.assert_array_equal(getattr(back.searches[metric], name), getattr(s, name))
+        for k, v in s.extra.items():
+            np.testing.assert_array_equal(back.searches[metric].extra[k], v)
+            assert back.searches[metric].extra[k].dtype == v.dtype
+    for k, v in r.scores.extra.items():
+        np.testing.assert_array_equal(back.extra[k], v)
 
 
 def test_ijb_1n_merged_rank_intervals(tmp_path):
@@ -253,7 +264,7 @@ def test_ijb_1n_merged_rank_intervals(tmp_path):
     r = _quiet(p.evaluate, emb, conventions={"1n": "merged-galleries"}, ci=0.9, n_boot=N_BOOT)
     check_intervals(r, {"rank1": "subject", "rank10": "subject"})
     assert not any(k.startswith("merged_rate") for k in r.intervals) and any("no interval" in f for f in r.flags)
-    assert r.scores["rank1_correct"].mean() == pytest.approx(r.metrics["rank1"])
+    assert r.scores.searches["rank1"].rate == pytest.approx(r.metrics["rank1"])
 
 
 # -------------------------------------------------------------------------------------------- MegaFace, K-FACE
@@ -270,10 +281,10 @@ def test_megaface_rank1_by_identity(tmp_path):
     r = _quiet(p.evaluate, emb, ci=0.9, n_boot=N_BOOT, seed=2)
     check_intervals(r, {"rank1": "identity"})
     assert set(r.intervals) == {"rank1"} and any("tar@far: no interval" in f for f in r.flags)
-    succ, trials = r.scores["rank1_successes"], r.scores["rank1_trials"]
+    succ, trials = r.scores.searches["rank1"].successes, r.scores.searches["rank1"].trials
     assert succ.sum() / trials.sum() == pytest.approx(r.metrics["rank1"])
     np.testing.assert_array_equal(trials, [12, 6, 20, 6])  # ordered (query, mate) pairs per identity
-    w = draw_unit_weights(4, N_BOOT, 2)
+    w = draw_unit_weights(4, N_BOOT, seed=2)
     reps = [(w[b] * succ).sum() / (w[b] * trials).sum() for b in range(N_BOOT)]
     assert (r.intervals["rank1"]["low"], r.intervals["rank1"]["high"]) == pytest.approx(
         tuple(np.quantile(reps, [0.05, 0.95])))
@@ -303,10 +314,10 @@ def test_kface_by_identity(tmp_path):
     assert not any(k.endswith(f"tar@far={far_name(1e-3)}") for k in r.intervals)  # 30 impostors: unresolvable
     for q in ("Q1", "Q2"):
         check_roc_keys(r.details[f"{q}/roc"])
-        mine = r.scores["list"] == r.details["lists"].index(q)
-        assert r.scores["correct"][mine].mean() == pytest.approx(r.metrics[f"{q}/accuracy"])
+        mine = r.scores.pairs.extra["list"] == r.details["lists"].index(q)
+        assert r.scores.pairs.correct[mine].mean() == pytest.approx(r.metrics[f"{q}/accuracy"])
     names = np.array([k.split("/")[0] for k in p.images.keys()])
     ra, rb = p.rows["Q1"]
-    q1 = r.scores["list"] == 0
-    np.testing.assert_array_equal(r.scores["unit_a"][q1] == r.scores["unit_b"][q1], names[ra] == names[rb])
+    q1 = r.scores.pairs.extra["list"] == 0
+    np.testing.assert_array_equal(r.scores.pairs.unit_a[q1] == r.scores.pairs.unit_b[q1], names[ra] == names[rb])
     assert _quiet(p.evaluate, emb).intervals == {}

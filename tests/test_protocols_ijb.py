@@ -256,7 +256,7 @@ def test_evaluate_matches_reference_procedure(ijbc):
         warnings.simplefilter("ignore")
         r = p.evaluate(emb)
     ref = reference_scores(emb, fx)
-    np.testing.assert_allclose(r.scores["scores"], ref, atol=1e-6)
+    np.testing.assert_allclose(r.scores.pairs.scores, ref, atol=1e-6)
     labels = fx.pairs[:, 2]
     n_imp = int((labels == 0).sum())
     assert r.conventions["tar"] == "nearest" and r.conventions["pooling"] == "media-mean-sum"
@@ -266,7 +266,7 @@ def test_evaluate_matches_reference_procedure(ijbc):
     # 405 impostor pairs: FAR 1e-3 and below cannot be resolved -> NaN + flagged
     assert n_imp < 1000 and np.isnan(r.metrics["tar@far=1e-3"])
     assert any("tar@far=1e-3" in f for f in r.flags)
-    np.testing.assert_array_equal(r.scores["template_a"], fx.pairs[:, 0])
+    np.testing.assert_array_equal(r.scores.pairs.extra["template_a"], fx.pairs[:, 0])
     assert r.details["counts"]["pairs"] == len(fx.pairs)
     assert "roc" in r.details and "eer" in r.metrics
     r.to_dict()
@@ -313,8 +313,8 @@ def test_subjects_attached_when_1n_csvs_present(ijbc):
         warnings.simplefilter("ignore")
         r = p.evaluate(_embeddings(fx, subj))
     expected_a = [subj[t] for t in fx.pairs[:, 0]]
-    np.testing.assert_array_equal(r.scores["subject_a"], expected_a)
-    assert ((r.scores["subject_a"] == r.scores["subject_b"]) == (fx.pairs[:, 2] == 1)).all()
+    np.testing.assert_array_equal(r.scores.pairs.extra["subject_a"], expected_a)
+    assert ((r.scores.pairs.extra["subject_a"] == r.scores.pairs.extra["subject_b"]) == (fx.pairs[:, 2] == 1)).all()
 
 
 # ------------------------------------------------------------------------------------------------------------ 1:N
@@ -374,7 +374,7 @@ def test_1n_nist_against_brute_force(ijbc):
     assert r.metrics["rank1"] == pytest.approx(np.mean(rank1s))
     assert r.metrics["tpir@fpir=1e-1"] == pytest.approx(np.mean(tpirs))
     assert np.isnan(r.metrics["G1/tpir@fpir=1e-3"])  # 10 non-mated searches cannot resolve 1e-3
-    assert set(r.scores["probe_subject"]) == set(range(N_SUBJECTS))
+    assert set(r.scores.extra["probe_subject"]) == set(range(N_SUBJECTS))
 
 
 def test_1n_merged_is_named_separately(ijbc):

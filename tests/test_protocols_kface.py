@@ -100,7 +100,7 @@ def test_metrics_per_list_against_sklearn(kf):
         assert np.isnan(r.metrics[f"{q}/tar@far=1e-3"])  # 30-40 impostors cannot resolve 1e-3
     assert r.conventions["accuracy"] == "best-threshold" and any("optimistic" in f for f in r.flags)
     assert any("proposal" in f for f in r.flags)
-    assert len(r.scores["scores"]) == 120
+    assert len(r.scores.pairs.scores) == 120
 
 
 def test_conventions_selectable(kf):

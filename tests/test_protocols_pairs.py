@@ -107,13 +107,13 @@ def test_planted_errors_give_hand_computed_numbers(lfw_bin):
     op = strict.operating_points["tar@far=1e-3"]
     assert op["far"] == 2 / 3000 and op["convention"] == "strict" and op["n_impostor"] == 3000
     # AUC by brute force over all genuine x impostor score pairs (ties count one half)
-    s = strict.scores["scores"].astype(np.float64)
+    s = strict.scores.pairs.scores.astype(np.float64)
     gen, imp = s[labels], s[~labels]
     auc = ((gen[:, None] > imp[None, :]).sum() + 0.5 * (gen[:, None] == imp[None, :]).sum()) / (gen.size * imp.size)
     assert strict.metrics["auc"] == pytest.approx(auc, abs=1e-6)
     np.testing.assert_allclose(s, scores, atol=1e-6)
-    np.testing.assert_array_equal(strict.scores["folds"], p.folds)
-    assert strict.scores["scores"].dtype == np.float32
+    np.testing.assert_array_equal(strict.scores.pairs.folds, p.folds)
+    assert strict.scores.pairs.scores.dtype == np.float32
 
 
 def test_xnorm_norms_and_details(lfw_bin):

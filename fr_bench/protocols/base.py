@@ -5,25 +5,28 @@ A protocol loader turns the files a user has on disk into
 * ``protocol.images``: an :class:`ImageSource` -- the ordered list of images to embed, each with a stable key (used
   by the embedding cache's fingerprint) and a way to decode it as an aligned 112x112 RGB ``uint8`` crop;
 * ``protocol.evaluate(embeddings, norms=None, ...)``: the protocol's official numbers, computed with
-  :mod:`fr_bench.metrics` only, returned as a :class:`ProtocolResult`.
+  :mod:`fr_bench.metrics` only, returned as a :class:`~fr_bench.results.ProtocolResult` (defined with the
+  results store, re-exported here).
 
 Loaders never import models; models never import protocols.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fr_bench.protocols.conventions import FLIP_CONVENTIONS, check_flip, choose_conventions, default_first
+from fr_bench.results.records import ProtocolResult
+
+__all__ = ["CROP_SIZE", "ImageRef", "ImageSource", "Protocol", "ProtocolError", "ProtocolResult", "file_error",
+           "landmarks_digest", "require_root", "text_records"]
 
 #: Side of the aligned square crop every protocol delivers.
 CROP_SIZE = 112
@@ -142,80 +145,6 @@ def landmarks_digest(landmarks: Any) -> str:
         return hashlib.sha256(b"aligned").hexdigest()
     arr = np.ascontiguousarray(np.asarray(landmarks, dtype=np.float64))
     return hashlib.sha256(f"landmarks{arr.shape}".encode() + arr.tobytes()).hexdigest()
-
-
-def _jsonable(value: Any) -> Any:
-    """Numbers, arrays and dataclasses as plain JSON values (NaN/inf become None)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        f = float(value)
-        return f if math.isfinite(f) else None
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    return value
-
-
-@dataclass
-class ProtocolResult:
-    """What ``protocol.evaluate`` returns: the official numbers and everything needed to trust them.
-
-    * ``metrics``: flat dict of named numbers, e.g. ``accuracy``, ``accuracy_std``, ``tar@far=1e-4``, ``rank1``.
-    * ``conventions``: the named convention behind each metric group (``{"accuracy": "kfold-grid", ...}``).
-    * ``operating_points``: per thresholded metric, the operating point actually realised
-      (``{"tar@far=1e-4": {"target": 1e-4, "far": ..., "threshold": ..., "tar": ...}}``).
-    * ``intervals``: confidence intervals, ``{"accuracy": {"low": ..., "high": ..., "level": 0.95, "unit": ...}}``.
-    * ``details``: curves (downsampled ROC), score-distribution summaries, per-fold numbers, counts.
-    * ``flags``: human-readable warnings a reader must see (unresolvable FARs, skipped pairs, unknown data hash).
-    * ``scores``: per-pair (or per-search) raw scores and labels, kept in memory for paired comparisons and plots;
-      not written to JSON (the results store puts them in HDF5).
-    """
-
-    protocol: str
-    metrics: dict[str, float]
-    conventions: dict[str, str] = field(default_factory=dict)
-    operating_points: dict[str, dict[str, Any]] = field(default_factory=dict)
-    intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-    flags: list[str] = field(default_factory=list)
-    provenance: dict[str, Any] = field(default_factory=dict)
-    scores: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (without the raw ``scores``)."""
-        return {
-            "protocol": self.protocol,
-            "metrics": _jsonable(self.metrics),
-            "conventions": dict(self.conventions),
-            "operating_points": _jsonable(self.operating_points),
-            "intervals": _jsonable(self.intervals),
-            "details": _jsonable(self.details),
-            "flags": list(self.flags),
-            "provenance": _jsonable(self.provenance),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ProtocolResult:
-        """Inverse of :meth:`to_dict` (``None`` metrics read back as NaN)."""
-        metrics = {k: (float("nan") if v is None else v) for k, v in data.get("metrics", {}).items()}
-        return cls(
-            protocol=data["protocol"],
-            metrics=metrics,
-            conventions=dict(data.get("conventions", {})),
-            operating_points=dict(data.get("operating_points", {})),
-            intervals=dict(data.get("intervals", {})),
-            details=dict(data.get("details", {})),
-            flags=list(data.get("flags", [])),
-            provenance=dict(data.get("provenance", {})),
-        )
 
 
 class Protocol(ABC):

@@ -10,8 +10,8 @@ probes against the gallery (cosine of L2-normalised embeddings, :func:`fr_bench.
 
 Intervals (``ci``): TAR@FAR and EER resample the 5 people (``"subject"``: the folder names), accuracy resamples pairs
 (see :mod:`fr_bench.protocols.pairs`), ``rank1`` resamples the probes' people (``"subject"``). With 5 people these
-intervals are very coarse: the demo is a smoke test, not a benchmark. ``result.scores`` adds, per probe,
-``rank1_correct`` (bool) and ``rank1_unit`` (int32 code of the probe's person).
+intervals are very coarse: the demo is a smoke test, not a benchmark. ``result.scores.searches["rank1"]`` holds,
+per probe, whether it was found at rank 1, its unit the code of the probe's person.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from fr_bench.protocols.folder import read_pair_list
 from fr_bench.protocols.images import FileImageSource
 from fr_bench.protocols.pairs import PairProtocol, contiguous_folds
 from fr_bench.protocols.scoring import Units, interval_dict
+from fr_bench.results import SearchScores
 
 #: The shipped demo data.
 DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
@@ -88,7 +89,7 @@ class DemoProtocol(PairProtocol):
         result.conventions["identification"] = "closed-set rank-1, cosine, one gallery image per identity"
         result.details["identification"] = {"gallery": int(self.gallery.size), "probes": int(self.probes.size)}
         probe_unit = Units.from_values(probe_ids, probe_ids, "subject").a
-        result.scores.update({"rank1_correct": hit, "rank1_unit": probe_unit})
+        result.scores.searches["rank1"] = SearchScores.from_outcomes(hit, probe_unit, "subject")
         if ci is not None:
             _, successes, trials = per_unit_counts(hit, probe_unit)
             result.intervals["rank1"] = interval_dict(bootstrap_rate(successes, trials, n_boot=n_boot, level=ci,

@@ -559,11 +559,12 @@ class IJBVerification(IJBBase):
 
         Intervals (``ci``): resample subjects when the 1:N CSVs give template -> subject, else templates (flagged:
         correlated templates make them too narrow); the EER interval is skipped on full-size sets (cost
-        ``n_boot x n_pairs``, flagged). ``result.scores``: the ``scoring`` layout (``scores``, ``labels``,
-        ``unit_a``/``unit_b``; no accuracy, so no ``folds``/``correct``) plus ``template_a``/``template_b`` and,
-        with the CSVs, ``subject_a``/``subject_b`` (-1: template not in the CSVs), all int32.
+        ``n_boot x n_pairs``, flagged). ``result.scores.pairs``: the ``scoring`` record (no accuracy, so no
+        ``folds``/``correct``) with extras ``template_a``/``template_b`` and, with the CSVs,
+        ``subject_a``/``subject_b`` (-1: template not in the CSVs), all int32.
         """
-        from fr_bench.protocols.scoring import pair_arrays, score_verification
+        from fr_bench.protocols.scoring import pair_record, score_verification
+        from fr_bench.results import ScoreRecords
 
         chosen = self.choose(conventions)
         tar_conv, pooling = chosen["tar"], chosen["pooling"]
@@ -590,7 +591,7 @@ class IJBVerification(IJBBase):
         else:
             result.details["subjects"] = ("no 1:N CSVs in meta/: the 1:1 files carry no subject ids, so "
                                           "subject-level bootstrap is unavailable (intervals resample templates)")
-        result.scores = pair_arrays(scores, self.labels, units, **extra)
+        result.scores = ScoreRecords(pairs=pair_record(scores, self.labels, units, **extra))
         return result
 
 

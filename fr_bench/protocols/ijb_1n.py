@@ -31,13 +31,12 @@ TPIR@FPIR as :func:`fr_bench.metrics.uncertainty.bootstrap_tpir_at_fpir`), and t
 ``rank<k>`` / ``tpir@fpir=<f>`` from the same draws (one draw of subject multiplicities shared by the galleries).
 Unresolvable FPIRs get none. ``merged-galleries``: ``rank<k>`` by subject; ``merged_rate@far`` none (flagged).
 
-``result.scores`` (one entry per probe template, CSV order): ``probe_template``, ``probe_subject``, ``rank1_unit``
-(int32 code of the probe's subject: the resampling unit); NIST: per gallery ``<G>.mated`` (bool), ``<G>.mate_rank``
-(int32, 0 = non-mated), ``<G>.mate_score`` (float32, NaN = non-mated), ``<G>.top_score`` (float32),
-``<G>.rank1_correct`` (bool: mated and found at rank 1; rank-1 = its sum over the sum of ``<G>.mated``) -- a dot,
-not a slash, since the names become HDF5 dataset names;
-merged: ``mate_rank`` and ``rank1_correct`` on the merged gallery. Two models on the same files share every array
-but the scores and outcomes, so rank-1 differences can be bootstrapped per subject.
+``result.scores`` (one entry per probe template, CSV order): extras ``probe_template`` and ``probe_subject``; NIST:
+per gallery ``searches["<G>/rank1"]`` (a :class:`~fr_bench.results.SearchScores`: ``successes`` = mated and found
+at rank 1, ``trials`` = mated, ``unit`` = code of the probe's subject; extras ``mate_rank`` (int32, 0 = non-mated),
+``mate_score`` (float32, NaN = non-mated), ``top_score`` (float32)); merged: ``searches["rank1"]`` on the merged
+gallery (extra ``mate_rank``). Two models on the same files share every array but the scores and outcomes, so
+rank-1 differences can be bootstrapped per subject.
 """
 
 from __future__ import annotations
@@ -62,6 +61,7 @@ from fr_bench.protocols.scoring import (
     replicate_interval,
     tpir_replicates,
 )
+from fr_bench.results import ScoreRecords, SearchScores
 
 REQUIRED_COLUMNS = ("TEMPLATE_ID", "SUBJECT_ID", "FILENAME")
 IN_CONVENTIONS = ("nist", "merged-galleries")
@@ -183,18 +183,19 @@ class IJBIdentification(IJBBase):
                                              f"pooled from {FLIP_FEATURES[chosen['flip']]}",
                                              **self.pooling_conventions(pooling, chosen["flip"])})
         unit = Units.from_values(self.probe_subjects, self.probe_subjects, "subject").a
-        result.scores = {"probe_template": self.probe_templates.astype(np.int32),
-                         "probe_subject": self.probe_subjects.astype(np.int32), "rank1_unit": unit}
+        result.scores = ScoreRecords(extra={"probe_template": self.probe_templates.astype(np.int32),
+                                            "probe_subject": self.probe_subjects.astype(np.int32)})
         if conv == "nist":
             searches = {g: ident.open_set_search(probe, self.probe_subjects, gf, gids)
                         for g, (gf, gids) in galleries.items()}
             _flatten_nist(result, ident.ijb_1n_nist(probe, self.probe_subjects, galleries, fpirs=fpirs, ranks=ranks,
                                                     searches=searches))
             for g, search in searches.items():
-                result.scores.update({f"{g}.mated": search.mated, f"{g}.mate_rank": search.mate_rank.astype(np.int32),
-                                      f"{g}.mate_score": search.mate_score.astype(np.float32),
-                                      f"{g}.top_score": search.top_score.astype(np.float32),
-                                      f"{g}.rank1_correct": search.mated & (search.mate_rank == 1)})
+                result.scores.searches[f"{g}/rank1"] = SearchScores.from_outcomes(
+                    search.mate_rank == 1, unit, "subject", counted=search.mated,
+                    extra={"mate_rank": search.mate_rank.astype(np.int32),
+                           "mate_score": search.mate_score.astype(np.float32),
+                           "top_score": search.top_score.astype(np.float32)})
             if ci is not None:
                 _nist_intervals(result, searches, unit, fpirs, ranks, ci=ci, n_boot=n_boot, seed=seed)
         else:
@@ -203,7 +204,8 @@ class IJBIdentification(IJBBase):
             merged = np.concatenate([gf for gf, _ in galleries.values()])
             merged_ids = np.concatenate([gids for _, gids in galleries.values()])
             mate_rank = ident.mate_ranks(probe, self.probe_subjects, merged, merged_ids)
-            result.scores.update({"mate_rank": mate_rank.astype(np.int32), "rank1_correct": mate_rank == 1})
+            result.scores.searches["rank1"] = SearchScores.from_outcomes(
+                mate_rank == 1, unit, "subject", extra={"mate_rank": mate_rank.astype(np.int32)})
             if ci is not None:
                 from fr_bench.metrics.uncertainty import bootstrap_rate, per_unit_counts
 

@@ -20,9 +20,9 @@ across its 10 contiguous folds).
 Intervals (``ci``), percentile bootstrap per list: ``<Q>/tar@far=<f>`` and ``<Q>/eer`` resample IDENTITIES (the
 path's first component; a pair of two identities weighs ``w_a * w_b``), ``<Q>/accuracy`` resamples pairs with the
 threshold(s) fixed as fitted (one unit per pair is what the accuracy bootstrap takes; best-threshold stays
-optimistic). ``result.scores``: the :mod:`fr_bench.protocols.scoring` layout over the lists concatenated in order
-(``unit_a``/``unit_b`` identity codes shared by the lists, ``folds`` within each list, ``correct``) plus ``list``
-(int8 index into ``details["lists"]``).
+optimistic). ``result.scores.pairs``: the :mod:`fr_bench.protocols.scoring` record over the lists concatenated in
+order (``unit_a``/``unit_b`` identity codes shared by the lists, ``folds`` within each list, ``correct``) with the
+extra ``list`` (int8 index into ``details["lists"]``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ import numpy as np
 from fr_bench.protocols.base import ImageSource, Protocol, ProtocolResult, file_error, require_root
 from fr_bench.protocols.conventions import FLIP_FEATURES
 from fr_bench.protocols.ijb import TAR_CONVENTIONS, ArrayImageSource, read_columns
-from fr_bench.protocols.scoring import Units, accuracy_interval, op_dict, pair_arrays, score_verification
+from fr_bench.protocols.scoring import Units, accuracy_interval, op_dict, pair_record, score_verification
+from fr_bench.results import ScoreRecords
 
 LISTS = ("Q1", "Q2", "Q3", "Q4")
 ACCURACY_CONVENTIONS = ("best-threshold", "kfold-exact", "kfold-grid")
@@ -136,17 +137,21 @@ class KFace(Protocol):
             score_verification(result, scores, labels, fars=fars, convention=tar_conv, prefix=f"{q}/", units=units,
                                ci=ci, n_boot=n_boot, seed=seed)
             acc = pair_accuracy(scores, labels, convention=acc_conv)
-            correct, folds = kfold_correct(scores, labels, acc)
+            correct, folds = kfold_correct(scores, labels, accuracy=acc)
             result.metrics[f"{q}/accuracy"] = acc.mean
             result.details[f"{q}/accuracy"] = op_dict(acc)
             if ci is not None:
                 result.intervals[f"{q}/accuracy"] = accuracy_interval(correct, folds, "pair", ci=ci, n_boot=n_boot,
                                                                       seed=seed)
-            arrays.append(pair_arrays(scores, labels, units, folds=folds, correct=correct,
+            arrays.append(pair_record(scores, labels, units, folds=folds, correct=correct,
                                       list=np.full(len(labels), code, dtype=np.int8)))
         if acc_conv == "best-threshold":
             result.flags.append("accuracy uses the best threshold on the whole list (UNPG best_th): optimistic")
-        result.scores = {k: np.concatenate([a[k] for a in arrays]) for k in arrays[0]}
+        result.scores = ScoreRecords(pairs=pair_record(
+            np.concatenate([a.scores for a in arrays]), np.concatenate([a.labels for a in arrays]),
+            Units(np.concatenate([a.unit_a for a in arrays]), np.concatenate([a.unit_b for a in arrays]), "identity"),
+            folds=np.concatenate([a.folds for a in arrays]), correct=np.concatenate([a.correct for a in arrays]),
+            list=np.concatenate([a.extra["list"] for a in arrays])))
         result.details["lists"] = list(self.lists)
         result.details["counts"] = {"images": len(self.paths), **{q: len(self.pairs[q][2]) for q in self.lists}}
         result.flags.append("K-FACE layout and lists are a documented proposal (FORMATS.md), not a confirmed release")

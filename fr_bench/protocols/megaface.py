@@ -30,9 +30,9 @@ Cleaning (``cleaned=True`` / ``cleaning=...``; ``conventions["megaface_cleaning"
 Intervals (``ci``): ``rank1`` resamples probe IDENTITIES (percentile bootstrap of correct queries over queries per
 identity: a FaceScrub identity's queries share its images). ``tar@far`` gets none (flagged): the 10^6 x 3,530
 impostor scores are never stored, only the top ones, so they cannot be resampled by identity.
-``result.scores`` (one entry per probe identity with a query): ``rank1_unit`` (int32 identity code, the index in the
-sorted FaceScrub names of the list), ``rank1_successes`` and ``rank1_trials`` (int32 correct queries / queries);
-the trials are fixed by the probe list, so two models' rank-1 difference can be bootstrapped per identity.
+``result.scores.searches["rank1"]`` (one entry per probe identity with a query): ``unit`` (int32 identity code, the
+index in the sorted FaceScrub names of the list), ``successes`` and ``trials`` (correct queries / queries); the
+trials are fixed by the probe list, so two models' rank-1 difference can be bootstrapped per identity.
 
 Features computed elsewhere (``features=DIR``): devkit feature files ``DIR/facescrub/<path><feature_suffix>`` and
 ``DIR/megaface/<path><feature_suffix>`` (the folders insightface's ``gen_megaface.py`` writes), read by
@@ -54,6 +54,7 @@ from fr_bench.protocols.base import ImageSource, Protocol, ProtocolError, Protoc
 from fr_bench.protocols.conventions import FLIP_FEATURES
 from fr_bench.protocols.ijb import ArrayImageSource
 from fr_bench.protocols.scoring import far_name, interval_dict, op_dict
+from fr_bench.results import ScoreRecords, SearchScores
 
 DISTRACTOR_SIZES = (10, 100, 1000, 10000, 100000, 1000000)
 CLEANINGS = ("remove-listed", "none", "arcface-devkit-variant")
@@ -279,9 +280,8 @@ class MegaFace(Protocol):
                                     "correct": rank1.n_correct, "distractor_set": self.distractors}
         if self.distractors != 1000000:
             result.flags.append(f"distractor set of {self.distractors:,}: the headline MegaFace figure uses 1M")
-        result.scores = {"rank1_unit": np.asarray(rank1.identities, dtype=np.int32),
-                         "rank1_successes": np.asarray(rank1.correct_per_identity, dtype=np.int32),
-                         "rank1_trials": np.asarray(rank1.queries_per_identity, dtype=np.int32)}
+        result.scores = ScoreRecords(searches={"rank1": SearchScores(
+            rank1.correct_per_identity, rank1.queries_per_identity, rank1.identities, "identity")})
         if ci is not None:
             from fr_bench.metrics.uncertainty import bootstrap_rate
 

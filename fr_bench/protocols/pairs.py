@@ -24,8 +24,8 @@ the L2-normalised embeddings (fused with the mirror image's as the ``flip`` conv
 TAR@FAR, EER, AUC, the ROC and the distribution summary come from the shared path
 :func:`fr_bench.protocols.scoring.score_verification`. Details: per-fold accuracies and thresholds, a downsampled
 ROC (``details["roc"]``: ``far``, ``tar``, ``threshold``; <= 1000 points incl. both ends), the genuine/impostor
-distribution summary and the pair counts. ``result.scores``: the per-pair layout of :mod:`fr_bench.protocols.scoring`
-(``scores``, ``labels``, ``unit_a``/``unit_b``, ``folds`` = the fold whose threshold judged the pair, ``correct``).
+distribution summary and the pair counts. ``result.scores.pairs``: the :class:`~fr_bench.results.PairScores` of
+:mod:`fr_bench.protocols.scoring` (``folds`` = the fold whose threshold judged the pair, ``correct``).
 
 Confidence intervals (``evaluate(..., ci=0.95, n_boot=1000, seed=0)``), percentile bootstrap, seeded:
 
@@ -55,10 +55,11 @@ import numpy as np
 
 from fr_bench.protocols.base import ImageSource, Protocol, ProtocolError, ProtocolResult
 from fr_bench.protocols.conventions import FLIP_FEATURES, check_flip
+from fr_bench.results import ScoreRecords
 from fr_bench.protocols.scoring import (
     Units,
     accuracy_interval,
-    pair_arrays,
+    pair_record,
     score_verification,
 )
 
@@ -335,7 +336,7 @@ class PairProtocol(Protocol):
         else:
             acc = pair_accuracy(scores, labels, convention=acc_conv, n_folds=max(self.n_folds, 2))
             judged = scores
-        correct, acc_folds = kfold_correct(judged, labels, acc)
+        correct, acc_folds = kfold_correct(judged, labels, accuracy=acc)
         result.metrics["accuracy"] = float(acc.mean)
         if acc.optimistic:
             result.details["accuracy_spread"] = "none: one threshold chosen and scored on the whole set"
@@ -379,7 +380,7 @@ class PairProtocol(Protocol):
         result.details["xnorm"] = (f"mean L2 norm of the embeddings of the images in scored pairs "
                                    f"({FLIP_FEATURES[chosen['flip']]})")
         result.provenance = {"source": self.source, "data_files": list(self._data_files)}
-        result.scores = pair_arrays(scores, labels, units, folds=acc_folds, correct=correct)
+        result.scores = ScoreRecords(pairs=pair_record(scores, labels, units, folds=acc_folds, correct=correct))
         if ci is not None:
             if acc.optimistic and accuracy_unit == "fold":
                 raise ValueError(f"{self.name}: accuracy_unit='fold' needs a k-fold accuracy convention, not "

@@ -14,24 +14,15 @@
   resolvable TAR@FAR and of the EER, resampling :class:`Units`; each interval is
   ``{"low", "high", "level", "unit", "n_boot", "method"}`` (:func:`interval_dict`). ``ci=None`` costs nothing.
 
-Per-pair data (``result.scores``, kept for ``frbench compare`` and saved to HDF5 by the runner), built by
-:func:`pair_arrays`; one entry per scored pair, in the protocol's pair order, identical for two models evaluated on
-the same data (except ``scores`` and ``correct``):
-
-* ``scores`` float32: the similarity score; ``labels`` bool: genuine;
-* ``unit_a``, ``unit_b`` int32: the resampling unit of each side (a code per subject / identity / template, or the
-  pair index when pairs are the unit; ``unit_a == unit_b`` for a genuine pair of one subject); the unit's name is
-  in ``result.intervals[...]["unit"]`` when intervals were asked for and in the protocol's docstring;
-* ``folds`` int32 (k-fold accuracy protocols): the fold whose threshold judged the pair (contiguous blocks of the
-  evaluation order; 0 everywhere for ``best-threshold``);
-* ``correct`` bool (protocols with a pair accuracy): the pair was classified right by its fold's threshold under the
-  accuracy convention (``correct[folds == f].mean()`` is fold ``f``'s accuracy): McNemar's input.
-
-Protocol-specific extras are listed in each protocol's docstring: K-FACE's ``list``; IJB 1:1's ``template_a``/``b``
-and ``subject_a``/``b``; identification, one entry per search (or per identity): ``rank1_correct`` (bool) and
-``rank1_unit`` (int32 subject code) for the demo and IJB 1:N (per gallery ``<G>.mated``, ``<G>.mate_rank``,
-``<G>.mate_score``, ``<G>.top_score``, ``<G>.rank1_correct``), ``rank1_successes``/``rank1_trials``/``rank1_unit``
-per identity for MegaFace. Array names never contain ``/`` (they become HDF5 dataset names).
+Per-pair data (``result.scores.pairs``, kept for ``frbench compare`` and filed in HDF5 by the runner): a
+:class:`~fr_bench.results.PairScores` built by :func:`pair_record`, one entry per scored pair in the protocol's pair
+order, identical for two models evaluated on the same data except ``scores`` and ``correct``: ``unit_a``/``unit_b``
+are the resampling unit of each side (a code per subject / identity / template, or the pair index when pairs are
+the unit), ``unit_name`` names it; ``folds`` (k-fold accuracy protocols) is the fold whose threshold judged the pair
+(0 everywhere for ``best-threshold``); ``correct`` (protocols with a pair accuracy) says the pair was classified
+right by its fold's threshold (``correct[folds == f].mean()`` is fold ``f``'s accuracy): McNemar's input.
+Protocol-specific per-pair extras (``PairScores.extra``) and the identification records
+(:class:`~fr_bench.results.SearchScores`) are listed in each protocol's docstring.
 """
 
 from __future__ import annotations
@@ -45,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from fr_bench.protocols.base import ProtocolResult
+from fr_bench.results import PairScores, ProtocolResult
 
 #: Most ROC points kept in ``details["roc"]`` (both ends and the strict staircase corners).
 ROC_POINTS = 1000
@@ -194,22 +185,11 @@ def accuracy_interval(correct: np.ndarray, folds: np.ndarray | None, unit: str, 
                                             level=ci, seed=seed))
 
 
-def pair_arrays(scores: np.ndarray, labels: np.ndarray, units: Units, *, folds: np.ndarray | None = None,
-                correct: np.ndarray | None = None, **extra: np.ndarray) -> dict[str, np.ndarray]:
-    """``result.scores`` for a verification protocol, compact dtypes (layout: module docstring); ``extra`` arrays
-    (one entry per pair) are added as given."""
-    out = {"scores": np.asarray(scores, dtype=np.float32), "labels": np.asarray(labels).astype(bool),
-           "unit_a": np.asarray(units.a, dtype=np.int32), "unit_b": np.asarray(units.b, dtype=np.int32)}
-    if folds is not None:
-        out["folds"] = np.asarray(folds, dtype=np.int32)
-    if correct is not None:
-        out["correct"] = np.asarray(correct, dtype=bool)
-    out.update(extra)
-    n = out["scores"].size
-    bad = [k for k, v in out.items() if np.shape(v)[:1] != (n,)]
-    if bad:
-        raise ValueError(f"per-pair arrays {bad} do not have one entry per pair ({n})")
-    return out
+def pair_record(scores: np.ndarray, labels: np.ndarray, units: Units, *, folds: np.ndarray | None = None,
+                correct: np.ndarray | None = None, **extra: np.ndarray) -> PairScores:
+    """The :class:`~fr_bench.results.PairScores` of a verification protocol: one entry per scored pair, the
+    resampling unit of each side (named ``units.name``), and ``extra`` per-pair arrays as given."""
+    return PairScores(scores, labels, units.a, units.b, units.name, folds, correct, dict(extra))
 
 
 # -------------------------------------------------------------------------------------------- identification

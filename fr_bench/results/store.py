@@ -7,20 +7,14 @@ Layout: ``RESULTS_DIR/<model>/<protocol>.json``, one :class:`StoredResult` each 
 Writes are atomic (temporary file in the same folder, fsync, ``os.replace``): a reader, or a crash, never sees a
 half-written result, and a failure while serialising leaves the previous file untouched. NaN and inf are stored as
 JSON ``null`` (strict JSON, readable by any tool) and read back as NaN in metrics, operating points and intervals.
-
-Re-exported here, because it shapes what is stored: :func:`downsample_roc` (defined in
-:mod:`fr_bench.metrics.verification`, where the protocols use it), which reduces a full ROC (millions of points
-for IJB-C) to at most ``max_points`` for ``details["roc"]``. The raw per-pair scores are not stored here (the
-extractor keeps them in HDF5); a result may point at them with ``scores_file``.
-
-This module imports no models and no extraction code.
+The per-pair scores are not stored here (:mod:`fr_bench.results.scores` files them in HDF5); a result points at
+them with ``scores_file``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 import warnings
@@ -31,24 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from fr_bench import __version__
-from fr_bench.metrics.verification import downsample_roc  # re-exported: it shapes details["roc"]
-from fr_bench.protocols.base import ProtocolResult, _jsonable
 from fr_bench.provenance import atomic_write_bytes
-
-__all__ = [
-    "SCHEMA_VERSION",
-    "ResultFormatError",
-    "ResultsWarning",
-    "StoredResult",
-    "atomic_write_bytes",
-    "atomic_write_text",
-    "downsample_roc",
-    "load_results",
-    "read_result",
-    "result_path",
-    "safe_name",
-    "write_result",
-]
+from fr_bench.results.encode import nan_leaves, to_jsonable
+from fr_bench.results.records import ProtocolResult
 
 #: Version of the result-file layout. Readers refuse files of a newer schema with a clear message.
 SCHEMA_VERSION = 1
@@ -88,20 +67,9 @@ def safe_name(name: str) -> str:
     return cleaned
 
 
-def _path_as_str(value: Any) -> str:
-    """``json.dumps`` fallback: paths become strings; anything else unknown is an error (``TypeError``)."""
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
+def _unknown(value: Any) -> str:
+    """``json.dumps`` fallback: a value :func:`to_jsonable` left as it was cannot be stored (``TypeError``)."""
     raise TypeError(f"cannot store a {type(value).__name__} in a result file")
-
-
-def _nan_leaves(value: Any) -> Any:
-    """``None`` leaves back to NaN (for the numeric dicts: operating points, intervals)."""
-    if value is None:
-        return math.nan
-    if isinstance(value, Mapping):
-        return {k: _nan_leaves(v) for k, v in value.items()}
-    return value
 
 
 @dataclass
@@ -189,19 +157,19 @@ class StoredResult:
             "schema": self.schema,
             "fr_bench_version": self.fr_bench_version,
             "created": self.created,
-            "model": _jsonable(self.model),
-            "protocol": _jsonable(self.protocol),
+            "model": to_jsonable(self.model),
+            "protocol": to_jsonable(self.protocol),
             # informational copy of result.conventions, for readers of the file (result.conventions is authoritative)
             "conventions": dict(self.result.conventions),
             "result": self.result.to_dict(),
-            "extraction": _jsonable(self.extraction),
-            "timings": _jsonable(self.timings),
+            "extraction": to_jsonable(self.extraction),
+            "timings": to_jsonable(self.timings),
             "scores_file": self.scores_file,
         }
 
     def to_json(self) -> str:
         """Strict JSON text (``allow_nan=False``: NaN never leaks as a non-standard token), indented, newline-ended."""
-        text = json.dumps(self.to_dict(), indent=2, allow_nan=False, ensure_ascii=False, default=_path_as_str)
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False, ensure_ascii=False, default=_unknown)
         return text + "\n"
 
     @classmethod
@@ -226,8 +194,8 @@ class StoredResult:
             raise ResultFormatError(f"{where}: 'result' lacks 'protocol' or a 'metrics' object")
         try:
             result = ProtocolResult.from_dict(result_data)
-            result.operating_points = {k: _nan_leaves(v) for k, v in result.operating_points.items()}
-            result.intervals = {k: _nan_leaves(v) for k, v in result.intervals.items()}
+            result.operating_points = {k: nan_leaves(v) for k, v in result.operating_points.items()}
+            result.intervals = {k: nan_leaves(v) for k, v in result.intervals.items()}
             return cls(
                 model=dict(data["model"]),
                 protocol=dict(data["protocol"]),
