@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fr_bench.train import build_head
-from fr_bench.train.partial_fc import PartialFC, shard_range
+from fr_bench.train.partial_fc import PartialFC, exclude_from_ddp, shard_range
 
 from _dist_helpers import spawn_ranks
 
@@ -156,6 +156,36 @@ def test_on_step_reaches_the_head_and_bad_input_is_refused() -> None:
         pfc(torch.zeros(8, D + 1, dtype=torch.float64), GLOBAL_LABELS)
 
 
+class _Trainable(nn.Module):
+    """A linear 'backbone' and a Partial FC in one module, as a trainer wraps them in DDP."""
+
+    def __init__(self, pfc: nn.Module) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.network = nn.Linear(4, D).double()
+        self.head = pfc
+
+    def forward(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.head(self.network(inputs), labels)
+
+
+def global_inputs() -> torch.Tensor:
+    return torch.randn(len(GLOBAL_LABELS), 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 5
+
+
+def ddp_step(rows: slice) -> dict[str, torch.Tensor]:
+    """One backward through DDP(backbone + Partial FC) on this rank's rows (the shards are 6 and 5 rows: DDP
+    would refuse them, or broadcast rank 0's over the others, were they not excluded)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    model = _Trainable(PartialFC(make_head("arcface"), sample_rate=1.0, backbone_grads_averaged=True))
+    exclude_from_ddp(model)
+    ddp = DistributedDataParallel(model)
+    loss = ddp(global_inputs()[rows], GLOBAL_LABELS[rows])
+    loss.backward()
+    return {"loss": loss.detach(), "network_grad": model.network.weight.grad, "weight_grad": model.head.weight.grad}
+
+
 # -- two gloo ranks ------------------------------------------------------------------------------------------------
 def _rank_worker(rank: int, world: int, out_dir: str) -> None:
     rows = slice(0, SPLIT) if rank == 0 else slice(SPLIT, None)
@@ -174,6 +204,7 @@ def _rank_worker(rank: int, world: int, out_dir: str) -> None:
     results["full_weight"] = state["weight"]
     results["reloaded_shard"] = fresh.weight.detach()
     results["shard"] = (averaged.class_start, averaged.num_local)
+    results["ddp"] = ddp_step(rows)
     torch.save(results, Path(out_dir) / f"rank{rank}.pt")
 
 
@@ -208,3 +239,13 @@ def test_two_gloo_ranks_match_the_single_process_head(tmp_path: Path) -> None:
         torch.testing.assert_close(got["full_weight"], make_head("cosface").weight.detach(), rtol=0, atol=0)
         start, count = got["shard"]
         torch.testing.assert_close(got["reloaded_shard"], got["full_weight"][start : start + count], rtol=0, atol=0)
+
+    # DDP(backbone + Partial FC) with exclude_from_ddp: the averaged backbone gradient is the single-process one.
+    model = _Trainable(make_head("arcface"))
+    loss = model(global_inputs(), GLOBAL_LABELS)
+    loss.backward()
+    for got in ranks:
+        start, count = got["shard"]
+        close(got["ddp"]["loss"], loss.detach())
+        close(got["ddp"]["network_grad"], model.network.weight.grad)
+        close(got["ddp"]["weight_grad"], model.head.weight.grad[start : start + count])

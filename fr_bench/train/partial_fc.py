@@ -30,7 +30,8 @@ Gradients: by default they are exact for the global-batch loss (the gradient of 
 single-process loss on the global batch). A backbone wrapped in ``DistributedDataParallel`` averages its gradients
 over the ``W`` ranks, which would leave it ``1/W`` of that; pass ``backbone_grads_averaged=True`` and the gradient
 sent back to the local embeddings is multiplied by ``W`` (as the released code does), so the averaged backbone
-gradient is the global-batch one. The shard ``weight`` is local to its rank and must stay outside DDP.
+gradient is the global-batch one. The shard ``weight`` is local to its rank and must stay outside DDP: keep the
+Partial FC out of the DDP module, or call :func:`exclude_from_ddp` on the module before wrapping it.
 
 Saving: ``state_dict()`` is local (the shard, the head's other state, the sampling step); ``load_state_dict`` accepts
 a shard of the same range or the full (C, D) weight, which it slices. :meth:`PartialFC.full_weight` and
@@ -54,7 +55,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PartialFC", "shard_range"]
+__all__ = ["PartialFC", "exclude_from_ddp", "shard_range"]
 
 
 def shard_range(num_classes: int, world_size: int, rank: int) -> tuple[int, int]:
@@ -344,6 +345,25 @@ class PartialFC(nn.Module):
     def extra_repr(self) -> str:
         return (f"classes={self.num_classes}, shard=[{self.class_start}, {self.class_start + self.num_local}), "
                 f"rank={self.rank}/{self.world_size}, sample_rate={self.sample_rate}, num_sample={self.num_sample}")
+
+
+def exclude_from_ddp(root: nn.Module) -> list[str]:
+    """Mark every Partial FC parameter and buffer inside ``root`` as ignored by ``DistributedDataParallel``.
+
+    Call it on the module BEFORE wrapping it in DDP. Without it DDP would broadcast rank 0's shard over the others at
+    construction and average the shards' gradients (or fail on unequal shard shapes). Returns the names ignored
+    (added to any already set). Use ``backbone_grads_averaged=True`` for the Partial FC inside a DDP module.
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    names = list(getattr(root, "_ddp_params_and_buffers_to_ignore", []))
+    for prefix, module in root.named_modules():
+        if isinstance(module, PartialFC):
+            dot = f"{prefix}." if prefix else ""
+            tensors = [*module.named_parameters(), *module.named_buffers()]
+            names += [dot + name for name, _ in tensors if dot + name not in names]
+    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(root, names)
+    return names
 
 
 def _check_head(head: nn.Module) -> None:
