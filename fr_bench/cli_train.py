@@ -97,3 +97,102 @@ def _parse_overrides(items: tuple[str, ...]) -> dict[str, Any]:
     from fr_bench.train.recipe import parse_overrides
 
     return parse_overrides(items)
+
+
+def _scored(ev: Any) -> Any:
+    """A runner Evaluation of a pair protocol -> the study's :class:`~fr_bench.train.study.ScoredRun`."""
+    from fr_bench.train.study import ScoredRun
+
+    proto, emb = ev.protocol, ev.embeddings
+    keys = [str(proto.images.ref(i).key) for i in range(len(proto.images))]
+    return ScoredRun(metrics={k: v for k, v in ev.result.metrics.items() if isinstance(v, (int, float))},
+                     features=emb.features, norms=emb.norms, keys=keys, pairs=proto.pairs, labels=proto.labels,
+                     record=ev.record)
+
+
+def study_evaluator(test_root: Path, results: Path, device: str | None) -> Any:
+    """The study's ``evaluate(checkpoint, which, name)``: ``folder`` on the synthetic test split, or ``demo``."""
+
+    def run(checkpoint: Path, which: str, name: str) -> Any:
+        if which == "synthetic":
+            return _scored(evaluate(checkpoint, "folder", test_root, out=results, name=name, device=device))
+        if which == "demo":
+            return _scored(evaluate(checkpoint, "demo", out=results, name=name, device=device))
+        raise ValueError(f"unknown study evaluation {which!r}")
+
+    return run
+
+
+@click.command("study", context_settings=_CONTEXT)
+@click.option("--data", default="synthetic", show_default=True, type=click.Choice(["synthetic"]),
+              help="Training data of the study (synthetic identities, long-tailed; no download).")
+@click.option("--backbone", default="tinyface", show_default=True,
+              help="Backbone of every recipe: tinyface (CPU, 64x64) or e.g. iresnet50 (GPU, 112x112).")
+@click.option("--steps", default=None, type=int, help="Training steps per recipe [default: 150; 2000 for GPU "
+              "backbones].")
+@click.option("--input-size", default=None, type=int, help="Training input size [64 for tinyface, else 112].")
+@click.option("--batch-size", default=None, type=int, help="Global batch [64 for tinyface, else 256].")
+@click.option("--recipes", default=None, help="Comma-separated subset of the recipes (default: all twelve).")
+@click.option("--out", default="runs/study", show_default=True, type=click.Path(file_okay=False))
+@click.option("--device", default=None, help="cpu, cuda (default: cuda if available).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--readme", type=click.Path(dir_okay=False), default=None,
+              help="Also write the table into this README between '<!-- study:begin -->' and '<!-- study:end -->'.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def study(data, backbone, steps, input_size, batch_size, recipes, out, device, seed, readme, quiet) -> None:
+    """Train every reference recipe the same way and compare them in one table.
+
+    \b
+    Same backbone, synthetic data, schedule and seed for all twelve recipes; each checkpoint is evaluated on the
+    disjoint-identity synthetic test split (`folder` protocol) and on the shipped demo faces. The table has one
+    column per paper claim, measured whatever it shows: UNPG's score overlap vs its base head, MagFace's
+    norm-quality correlation, IR-Softmax's tail-class accuracy vs softmax, GroupFace's group-aware vs cosine EER.
+    Writes OUT/leaderboard.md, OUT/study.json, OUT/plots/score_distributions.png, OUT/results/, OUT/runs/<recipe>/.
+    \b
+    Examples:
+      frbench study                                   # CPU default: tinyface, 64x64, 150 steps per recipe
+      frbench study --recipes softmax,ir_cosface --steps 50 --out runs/quick
+      frbench study --backbone iresnet50 --device cuda --out runs/study_r50
+    """
+    from fr_bench.train.study import StudyConfig, run_study
+    from fr_bench.train.synthetic import write_test_protocol
+
+    small = backbone == "tinyface"
+    cfg = StudyConfig(backbone=backbone, seed=seed, device=device,
+                      input_size=input_size or (64 if small else 112),
+                      steps=steps or (150 if small else 2000), batch_size=batch_size or (64 if small else 256))
+    if not small:
+        cfg.embedding_size = 512
+        cfg.train_data = {**cfg.train_data, "image_size": cfg.input_size, "num_classes": 1000}
+    if recipes:
+        cfg.recipes = tuple(r.strip() for r in recipes.split(",") if r.strip())
+    out = Path(out)
+    test_root = out / "test"
+    if not (test_root / "quality.csv").is_file():
+        write_test_protocol(test_root, seed=cfg.seed, **cfg.test_data)
+    rows = run_study(cfg, out, study_evaluator(test_root, out / "results", device), test_root=test_root,
+                     progress=not quiet, echo=click.echo)
+    table = (out / "leaderboard.md").read_text()
+    click.echo(table)
+    if readme:
+        _write_between_markers(Path(readme), table)
+        click.echo(f"table written into {readme}")
+    click.echo(f"{len(rows)} recipes; written: {out / 'leaderboard.md'}, {out / 'plots' / 'score_distributions.png'}")
+
+
+def _write_between_markers(path: Path, text: str) -> None:
+    from fr_bench.provenance import atomic_write_bytes
+
+    begin, end = "<!-- study:begin -->", "<!-- study:end -->"
+    content = path.read_text()
+    if begin not in content or end not in content:
+        raise ValueError(f"{path}: no '{begin}' ... '{end}' markers to put the study table between")
+    head, rest = content.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    atomic_write_bytes(path, f"{head}{begin}\n{text}{end}{tail}".encode())
+
+
+def register_commands(group: click.Group) -> None:
+    """Add ``train`` and ``study`` to the ``frbench`` group (called by :mod:`fr_bench.cli`)."""
+    group.add_command(train)
+    group.add_command(study)

@@ -277,7 +277,7 @@ def train(recipe: Recipe, data: Any, out: str | Path, *, device: str | None = No
                 head.on_step(step)
             loss = model(x.to(dev, non_blocking=True), y.to(dev, non_blocking=True))
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"recipe {recipe.name}: loss is {loss.item()} at step {step}")
+                raise RuntimeError(f"recipe {recipe.name}: the loss is {loss.item()} at step {step} (diverged; lower optim.lr)")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if float(o["clip_grad_norm"]) > 0:
@@ -288,16 +288,15 @@ def train(recipe: Recipe, data: Any, out: str | Path, *, device: str | None = No
             n_loss += 1
             bar.update(1)
             end = step == stop
-            if step % int(r["log_every"]) == 0 or end:
+            every = int(r["validate_every"])
+            validate = bool(callbacks) and ((every > 0 and step % every == 0) or step == total)
+            if step % int(r["log_every"]) == 0 or end or validate:
                 last = runtime.mean_over_ranks(loss_sum / n_loss)
                 elapsed = time.perf_counter() - t0
                 row = {"step": step, "epoch": round(step / per_epoch, 4), "loss": last, "lr": lr,
                        "samples_per_s": n_loss * local_batch * world / max(elapsed, 1e-9)}
-                every = int(r["validate_every"])
-                if callbacks and ((every and step % every == 0) or step == total):
-                    if rank == 0:
-                        row.update(_validate(callbacks, step, step_mod.network))
-                    runtime.barrier()
+                if validate:  # every rank: the runner's extractor shards images over ranks
+                    row.update(_validate(callbacks, step, step_mod.network))
                 rows.append(row)
                 bar.set_postfix(loss=f"{last:.4g}", lr=f"{lr:.3g}", samples_s=f"{row['samples_per_s']:.1f}")
                 loss_sum.zero_()

@@ -53,9 +53,9 @@ class TinyFace(nn.Module):
         return self.bn(self.fc(torch.flatten(self.features(x), 1)))
 
 
-def tinyface(**kwargs: Any) -> TinyFace:
-    """The ``tinyface`` architecture (keyword arguments: num_features, width, norm)."""
-    return TinyFace(**kwargs)
+def tinyface(*, num_features: int = 512, width: int = 16, norm: str = "batch") -> TinyFace:
+    """The ``tinyface`` architecture."""
+    return TinyFace(num_features=num_features, width=width, norm=norm)
 
 
 class ResizeInput(nn.Module):
@@ -75,9 +75,10 @@ class ResizeInput(nn.Module):
         return self.net(x)
 
 
-def resize_input(**kwargs: Any) -> ResizeInput:
-    """The ``resize_input`` wrapper (keyword arguments: arch, input_size, arch_kwargs)."""
-    return ResizeInput(**kwargs)
+def resize_input(*, arch: str, input_size: int | Sequence[int], arch_kwargs: Mapping[str, Any] | None = None
+                 ) -> ResizeInput:
+    """The ``resize_input`` wrapper: backbone ``arch`` (built with ``arch_kwargs``) fed at ``input_size``."""
+    return ResizeInput(arch, input_size, arch_kwargs)
 
 
 def resize_around(net: nn.Module, input_size: int | Sequence[int]) -> ResizeInput:
