@@ -32,7 +32,8 @@ def make_head(name: str, seed: int = 0) -> nn.Module:
 
 def global_embeddings() -> torch.Tensor:
     generator = torch.Generator().manual_seed(1)
-    return torch.randn(len(GLOBAL_LABELS), D, generator=generator, dtype=torch.float64) * 8.0  # norms ~ 20: inside MagFace's [10, 110]
+    # norms ~ 20: inside MagFace's [10, 110], so its margin and regulariser get gradients
+    return torch.randn(len(GLOBAL_LABELS), D, generator=generator, dtype=torch.float64) * 8.0
 
 
 def reference(name: str, columns: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -109,6 +110,21 @@ def test_sampling_keeps_positives_is_deterministic_and_gives_the_exact_ce_over_t
     unsampled = torch.ones(C, dtype=torch.bool)
     unsampled[sampled] = False
     assert torch.count_nonzero(got["weight_grad"][unsampled]) == 0
+
+
+def test_unpg_under_sampling_is_the_exact_ce_over_sampled_classes_and_pair_columns() -> None:
+    pfc = PartialFC(make_head("unpg_cosface"), sample_rate=0.6, seed=1)
+    sampled = pfc.sample_classes(GLOBAL_LABELS, step=0)
+    got = pfc_step(pfc, global_embeddings(), GLOBAL_LABELS)
+    head = make_head("unpg_cosface")
+    embeddings = global_embeddings().requires_grad_(True)
+    logits = head.logits(embeddings, GLOBAL_LABELS)  # (B, C + kept pair columns)
+    assert logits.shape[1] > C
+    columns = torch.cat([sampled, torch.arange(C, logits.shape[1])])
+    loss = F.cross_entropy(logits[:, columns], torch.searchsorted(sampled, GLOBAL_LABELS))
+    loss.backward()
+    close(got["loss"], loss.detach())
+    close(got["grad"], embeddings.grad)
 
 
 def test_state_dict_resumes_the_same_weights_and_samples() -> None:

@@ -402,6 +402,7 @@ def _check_batch(embeddings: torch.Tensor, labels: torch.Tensor, dim: int, num_c
     labels = labels.reshape(-1).long()
     if labels.shape[0] != embeddings.shape[0]:
         raise ValueError(f"Partial FC: {labels.shape[0]} labels for {embeddings.shape[0]} embeddings")
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        raise ValueError(f"Partial FC: labels must lie in [0, {num_classes}), got {int(labels.min())}..{int(labels.max())}")
+    if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < num_classes:
+        low, high = int(labels.min()), int(labels.max())
+        raise ValueError(f"Partial FC: labels must lie in [0, {num_classes}), got {low}..{high}")
     return labels
