@@ -15,7 +15,6 @@ global batch (gathered), so every rank holds the same centres.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fr_bench.train.heads.base import Head, check_batch, full_precision
@@ -64,7 +63,8 @@ class CenterLossHead(SoftmaxHead):
         """c_j <- c_j - alpha sum_i [y_i = j](c_j - x_i) / (1 + n_j) for every class j in the (global) batch."""
         embeddings, labels = all_gather_batch(embeddings, labels)
         counts = torch.bincount(labels, minlength=self.num_classes).to(self.centers.dtype)
-        diff = torch.zeros_like(self.centers).index_add_(0, labels, self.centers[labels] - embeddings.to(self.centers.dtype))
+        residual = self.centers[labels] - embeddings.to(self.centers.dtype)
+        diff = torch.zeros_like(self.centers).index_add_(0, labels, residual)
         self.centers -= self.alpha * diff / (1.0 + counts).unsqueeze(1)
 
     def extra_repr(self) -> str:
