@@ -279,7 +279,7 @@ def main() -> None:
                     "scores ordered differently; see --precision)")
         print(f"  {name:14s} ours {ours_tar:.6f}  reference {tars[f]:.6f}{note}")
     if args.precision:
-        from fr_bench.protocols.ijb import pair_scores
+        from fr_bench.protocols.ijb_templates import pair_scores
 
         feats = p.template_features(emb)
         t0 = time.perf_counter()

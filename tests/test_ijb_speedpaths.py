@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from fr_bench.protocols import ProtocolError
-from fr_bench.protocols.ijb import pair_scores, read_columns, read_template_pairs, template_lookup
+from fr_bench.protocols.columns import read_columns
+from fr_bench.protocols.ijb_meta import read_template_pairs, template_lookup
+from fr_bench.protocols.ijb_templates import pair_scores
 
 # ------------------------------------------------------------------------------------------------------- parsing
 

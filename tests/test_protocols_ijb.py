@@ -13,7 +13,8 @@ from sklearn.metrics import roc_curve
 from writers_ijb import write_1n_csv, write_ijb_release, write_pairs
 
 from fr_bench.protocols import ProtocolError, load_protocol
-from fr_bench.protocols.ijb import TemplateLayout, pair_scores, pool_templates, pooling_weights, read_columns
+from fr_bench.protocols.columns import read_columns
+from fr_bench.protocols.ijb_templates import TemplateLayout, pair_scores, pool_templates, pooling_weights
 
 N_SUBJECTS, T_PER_SUBJECT, DIM = 10, 3, 16
 
@@ -440,7 +441,7 @@ def test_root_required():
 
 def test_write_pairs_roundtrip(tmp_path):
     write_pairs(tmp_path / "p.txt", [(1, 2, 1), (3, 4, 0)])
-    from fr_bench.protocols.ijb import read_template_pairs
+    from fr_bench.protocols.ijb_meta import read_template_pairs
 
     a, b, y = read_template_pairs(tmp_path / "p.txt")
     assert a.tolist() == [1, 3] and b.tolist() == [2, 4] and y.tolist() == [1, 0]

@@ -14,7 +14,7 @@ from fr_bench.extract import extract
 from fr_bench.models import load_model
 from fr_bench.protocols.binpack import RestrictedUnpickler, read_bin
 from fr_bench.protocols.images import BinPackImageSource, FileImageSource
-from fr_bench.protocols.ijb import ArrayImageSource
+from fr_bench.protocols.array_images import ArrayImageSource
 from test_extract import TinyNet, tiny_embedder
 from writers import tiny_face, write_bin, write_image
 

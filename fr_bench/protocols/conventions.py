@@ -15,6 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+#: TAR@FAR readings of a ROC every verification protocol accepts (names of :mod:`fr_bench.metrics`' TAR
+#: conventions), the published tables' reading first.
+TAR_CONVENTIONS = ("nearest", "strict", "interpolated")
+
 #: Flip fusion conventions and what each does (the first is the usual default; K-FACE defaults to ``concat``).
 FLIP_CONVENTIONS: dict[str, str] = {
     "sum": "sum of the image's and its mirror image's embeddings (insightface)",

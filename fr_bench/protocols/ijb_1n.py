@@ -47,11 +47,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from fr_bench.protocols.base import ProtocolError, ProtocolResult, file_error, require_root
+from fr_bench.protocols.base import ProtocolError, ProtocolResult, require_root
+from fr_bench.protocols.columns import check_count
 from fr_bench.protocols.conventions import FLIP_FEATURES, default_first
-from fr_bench.protocols.ijb import POOLINGS, IJBBase
+from fr_bench.protocols.ijb import IJBBase
+from fr_bench.protocols.ijb_meta import read_1n_csv, template_lookup
+from fr_bench.protocols.ijb_templates import POOLINGS
 from fr_bench.protocols.scoring import (
     Units,
     far_name,
@@ -63,52 +65,9 @@ from fr_bench.protocols.scoring import (
 )
 from fr_bench.results import ScoreRecords, SearchScores
 
-REQUIRED_COLUMNS = ("TEMPLATE_ID", "SUBJECT_ID", "FILENAME")
 IN_CONVENTIONS = ("nist", "merged-galleries")
 DEFAULT_FPIRS = (1e-3, 1e-2, 1e-1)
 DEFAULT_RANKS = (1, 5, 10)
-
-
-def read_1n_csv(path: str | os.PathLike, *, return_lines: bool = False) -> tuple[np.ndarray, ...]:
-    """(template ids, subject id of each) of a 1:N CSV, one entry per distinct template, in order of appearance
-    (plus, with ``return_lines``, the file line where each template first appears).
-
-    Columns are found by header name (``TEMPLATE_ID``, ``SUBJECT_ID``, ``FILENAME`` required); a non-integer id or a
-    template listed with two subjects raises naming the file and line.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise file_error(path, None, "file not found")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise file_error(path, None, f"not a readable CSV: {exc}") from exc
-    df.columns = [str(c).strip().upper() for c in df.columns]
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    if missing:
-        raise file_error(path, 1, f"missing column(s) {', '.join(missing)}; the header has {list(df.columns)} "
-                         f"(expected at least {', '.join(REQUIRED_COLUMNS)})")
-    cols = {}
-    for name in ("TEMPLATE_ID", "SUBJECT_ID"):
-        values = pd.to_numeric(df[name].str.strip(), errors="coerce")
-        bad = np.flatnonzero(values.isna().to_numpy() | (values.to_numpy() % 1 != 0))
-        if bad.size:
-            i = int(bad[0])
-            raise file_error(path, i + 2, f"{name} should be an integer, found {df[name].iloc[i]!r}")
-        cols[name] = values.to_numpy().astype(np.int64)
-    tids, sids = cols["TEMPLATE_ID"], cols["SUBJECT_ID"]
-    if len(tids) == 0:
-        raise file_error(path, None, "no rows after the header")
-    uniq, first, inv = np.unique(tids, return_index=True, return_inverse=True)
-    conflict = np.flatnonzero(sids != sids[first][inv])
-    if conflict.size:
-        i = int(conflict[0])
-        raise file_error(path, i + 2, f"template {tids[i]} has SUBJECT_ID {sids[i]} here but {sids[first[inv[i]]]} "
-                         f"on line {first[inv[i]] + 2}: a template belongs to one subject")
-    order = np.sort(first)
-    if return_lines:
-        return tids[order], sids[order], order + 2
-    return tids[order], sids[order]
 
 
 class IJBIdentification(IJBBase):
@@ -128,13 +87,13 @@ class IJBIdentification(IJBBase):
         for gname, rel in galleries.items():
             path = root / rel
             tids, sids, lines = read_1n_csv(path, return_lines=True)
-            self._check(path, f"{gname} templates", len(tids), counts.get(f"{gname}_templates"), check_counts)
+            check_count(path, f"{gname} templates", len(tids), counts.get(f"{gname}_templates"), check_counts)
             self.galleries[gname] = (self._rows(path, tids, lines), sids)
             self.gallery_templates[gname] = tids
             self._files.append(str(path))
         probe_path = root / files["probes"]
         self.probe_templates, self.probe_subjects, probe_lines = read_1n_csv(probe_path, return_lines=True)
-        self._check(probe_path, "probe templates", len(self.probe_templates), counts.get("probe_templates"),
+        check_count(probe_path, "probe templates", len(self.probe_templates), counts.get("probe_templates"),
                     check_counts)
         self.probe_rows = self._rows(probe_path, self.probe_templates, probe_lines)
         self._files.append(str(probe_path))
@@ -142,22 +101,9 @@ class IJBIdentification(IJBBase):
         self.overlap = {f"{a}&{b}": int(np.intersect1d(self.galleries[a][1], self.galleries[b][1]).size)
                         for i, a in enumerate(names) for b in names[i + 1:]}
 
-    @staticmethod
-    def _check(path: Path, what: str, found: int, expected: int | None, check: bool) -> None:
-        if check and expected is not None and found != expected:
-            raise file_error(path, None, f"expected {expected:,} {what} (the official release), found {found:,}. "
-                             "If this is a deliberate subset, pass check_counts=False")
-
     def _rows(self, path: Path, tids: np.ndarray, lines: np.ndarray) -> np.ndarray:
-        ids = self.layout.template_ids
-        idx = np.minimum(np.searchsorted(ids, tids), len(ids) - 1)
-        bad = np.flatnonzero(ids[idx] != tids)
-        if bad.size:
-            i = int(bad[0])
-            raise file_error(path, int(lines[i]), f"template {tids[i]} ({bad.size:,} templates in all) has no image "
-                             f"in {self.meta.face_tid_mid}: 1:N template features are pooled through face_tid_mid "
-                             "by template id")
-        return idx.astype(np.int64)
+        return template_lookup(self.layout.template_ids, tids, path, str(self.meta.face_tid_mid), lines=lines,
+                               hint=": 1:N template features are pooled through face_tid_mid by template id")
 
     @property
     def conventions(self) -> dict[str, list[str]]:

@@ -36,8 +36,9 @@ from typing import Any
 import numpy as np
 
 from fr_bench.protocols.base import ImageSource, Protocol, ProtocolResult, file_error, require_root
-from fr_bench.protocols.conventions import FLIP_FEATURES
-from fr_bench.protocols.ijb import TAR_CONVENTIONS, ArrayImageSource, read_columns
+from fr_bench.protocols.array_images import ArrayImageSource
+from fr_bench.protocols.columns import check_count, read_columns
+from fr_bench.protocols.conventions import FLIP_FEATURES, TAR_CONVENTIONS
 from fr_bench.protocols.scoring import Units, accuracy_interval, op_dict, pair_record, score_verification
 from fr_bench.results import ScoreRecords
 
@@ -82,9 +83,7 @@ class KFace(Protocol):
         for q in lists:
             path = lists_dir / pattern.format(list=q)
             a, b, y = read_kface_list(path)
-            if check_counts and counts.get(q) is not None and len(y) != counts[q]:
-                raise file_error(path, None, f"expected {counts[q]:,} pairs (the released list), found {len(y):,}; "
-                                 "pass check_counts=False for other lists")
+            check_count(path, "pairs", len(y), counts.get(q), check_counts)
             self.pairs[q] = (a, b, y)
             all_paths += [a, b]
             self._files.append(str(path))

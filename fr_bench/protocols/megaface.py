@@ -51,8 +51,9 @@ from typing import Any
 import numpy as np
 
 from fr_bench.protocols.base import ImageSource, Protocol, ProtocolError, ProtocolResult, file_error, require_root
+from fr_bench.protocols.array_images import ArrayImageSource
+from fr_bench.protocols.columns import check_count
 from fr_bench.protocols.conventions import FLIP_FEATURES
-from fr_bench.protocols.ijb import ArrayImageSource
 from fr_bench.protocols.scoring import far_name, interval_dict, op_dict
 from fr_bench.results import ScoreRecords, SearchScores
 
@@ -160,12 +161,9 @@ class MegaFace(Protocol):
         probe_paths = np.array(probes["path"], dtype=str)
         probe_ids = np.array(probes["id"], dtype=str)
         counts = spec.get("counts", {})
-        if check_counts and counts.get("probes") is not None and len(probe_paths) != counts["probes"]:
-            raise file_error(probe_list, None, f"expected {counts['probes']:,} probe images (the challenge's FaceScrub "
-                             f"subset), found {len(probe_paths):,}; pass check_counts=False for a subset")
-        if check_counts and counts.get("identities") is not None and len(set(probe_ids)) != counts["identities"]:
-            raise file_error(probe_list, None, f"expected {counts['identities']} probe identities, found "
-                             f"{len(set(probe_ids))}; pass check_counts=False for a subset")
+        check_count(probe_list, "probe images (the challenge's FaceScrub subset)", len(probe_paths),
+                    counts.get("probes"), check_counts)
+        check_count(probe_list, "probe identities", len(set(probe_ids)), counts.get("identities"), check_counts)
         dis_paths = np.array(_read_list(dis_list, ("path",))["path"], dtype=str)
         self.details: dict[str, Any] = {"probe_list": str(probe_list), "distractor_list": str(dis_list),
                                         "probes_listed": len(probe_paths), "distractors_listed": len(dis_paths)}

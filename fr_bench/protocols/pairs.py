@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from fr_bench.protocols.base import ImageSource, Protocol, ProtocolError, ProtocolResult
-from fr_bench.protocols.conventions import FLIP_FEATURES, check_flip
+from fr_bench.protocols.conventions import FLIP_FEATURES, TAR_CONVENTIONS, check_flip
 from fr_bench.results import ScoreRecords
 from fr_bench.protocols.scoring import (
     Units,
@@ -65,8 +65,6 @@ from fr_bench.protocols.scoring import (
 
 #: Accuracy conventions accepted by ``evaluate`` (first = default when the spec names none).
 ACCURACY_CONVENTIONS = ("kfold-grid", "kfold-exact", "kfold-youden", "kfold-angular", "best-threshold")
-#: TAR@FAR readings of the ROC.
-TAR_CONVENTIONS = ("nearest", "strict", "interpolated")
 #: Default FAR list when the spec gives none.
 DEFAULT_FARS = (1e-3,)
 
