@@ -179,7 +179,7 @@ def test_render_escapes_special_characters():
     df = pd.DataFrame({"a|b": ["x_1 & <y> 5%"]}, index=pd.Index(["m#1"], name="model"))
     assert "a\\|b" in render(df, "md")
     tex = render(df, "latex")
-    assert "x\\_1 \\& <y> 5\\%" in tex and "m\\#1" in tex
+    assert "x\\_1 \\& \\textless{}y\\textgreater{} 5\\%" in tex and "m\\#1" in tex
     assert "x_1 &amp; &lt;y&gt; 5%" in render(df, "html")
 
 

@@ -52,12 +52,36 @@ def new_figure(width: float = 6.4, height: float = 4.8) -> Figure:
     return fig
 
 
+def legend_label(name: str) -> str:
+    """``name`` as a legend entry that is always shown: matplotlib hides labels starting with ``_``."""
+    name = str(name)
+    return " " + name if name.startswith("_") else name
+
+
+def literal_texts(fig: Figure) -> None:
+    """Show titles, axis labels, legend entries and annotations as typed: no mathtext, no LaTeX.
+
+    They carry model and protocol names, which come from users: ``$\\alpha$`` in a name must not be typeset (nor a
+    malformed ``$\\frac$`` stop the render), whatever ``text.usetex`` says. Tick labels keep their formatters.
+    """
+    texts = list(fig.texts)  # figure-level texts, the suptitle among them
+    for ax in fig.axes:
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.texts]
+        legend = ax.get_legend()
+        if legend is not None:
+            texts += [*legend.get_texts(), legend.get_title()]
+    for text in texts:
+        text.set_parse_math(False)
+        text.set_usetex(False)
+
+
 def save_figure(fig: Figure, out_path: PathLike | Sequence[PathLike], dpi: int = 150) -> list[Path]:
     """Write ``fig`` to each path (format from the extension), atomically; returns the paths written.
 
     The image is rendered into memory first, then written via a temporary file and ``os.replace``, so a failed
-    render never leaves a truncated file behind.
+    render never leaves a truncated file behind. Names in the texts are shown literally (:func:`literal_texts`).
     """
+    literal_texts(fig)
     paths = [Path(out_path)] if isinstance(out_path, (str, os.PathLike)) else [Path(p) for p in out_path]
     supported = fig.canvas.get_supported_filetypes()
     written = []
@@ -181,13 +205,13 @@ def plot_roc(
     for i, (label, (far, tar)) in enumerate(data.items()):
         color = f"C{i}"
         keep = far > 0 if log_far else np.ones_like(far, dtype=bool)
-        ax.plot(far[keep], tar[keep], color=color, lw=1.6, label=label)
+        ax.plot(far[keep], tar[keep], color=color, lw=1.6, label=legend_label(label))
         visible_tar.append(tar[keep & (far >= low_far)] if log_far else tar)
         pts = all_bands.get(label) or []
         if pts:
             f, t, lo, hi = (np.asarray(v, dtype=float) for v in zip(*pts))
             ax.errorbar(f, t, yerr=[np.clip(t - lo, 0, None), np.clip(hi - t, 0, None)], fmt="o", ms=3.5,
-                        color=color, capsize=3, lw=1.0, label=f"{label}: {_ci_label(curves, label)}")
+                        color=color, capsize=3, lw=1.0, label=legend_label(f"{label}: {_ci_label(curves, label)}"))
     if log_far:
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(base=10, numticks=12))
@@ -265,7 +289,7 @@ def plot_det(
         x, y = norm.ppf(far[keep]), norm.ppf(fnmr[keep])
         xs.append(x)
         ys.append(y)
-        ax.plot(x, y, color=f"C{i}", lw=1.6, label=label)
+        ax.plot(x, y, color=f"C{i}", lw=1.6, label=legend_label(label))
         pts = [p for p in all_bands.get(label) or [] if 0 < p[0] < 1 and 0 < 1 - p[3] and 1 - p[2] < 1]
         if pts:
             f, t, lo, hi = (np.asarray(v, dtype=float) for v in zip(*pts))

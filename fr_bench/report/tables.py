@@ -20,6 +20,7 @@ This module formats stored numbers only: it computes no metric and imports no mo
 
 from __future__ import annotations
 
+import csv
 import html
 import math
 import re
@@ -363,7 +364,8 @@ def _protocol_notes(proto: str, per_model: Mapping[str, StoredResult], footnotes
 # --------------------------------------------------------------------------------------------------------------------
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}", "\n": " ", "\r": " "}
 _LATEX_SYMBOLS = {"†": r"\textsuperscript{\dag}", "§": r"\textsuperscript{\S}", "±": r"$\pm$", "Δ": r"$\Delta$",
                   "−": "-", "…": r"\dots{}", "×": r"$\times$"}
 
@@ -377,8 +379,43 @@ def _latex_escape(text: str) -> str:
     return out
 
 
+_MD_PUNCT = re.compile(r"[\\`*_|~$]")
+#: ``]`` that would close a link, image, reference or link definition: ``](``, ``][``, ``]:``.
+_MD_LINK_CLOSE = re.compile(r"\](?=[(\[:])")
+#: ``<`` that would open an HTML tag, comment or autolink (``<a``, ``</``, ``<!``, ``<?``); ``<=`` stays as is.
+_MD_TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+def md_escape(text: Any) -> str:
+    """``text`` as literal Markdown table-cell text: no HTML, no link, no emphasis, no code span, no cell break.
+
+    Backslash-escapes ``\\ ` * _ | ~ $`` (``$`` opens math on GitHub) and a ``]`` that would close a link (``](``, ``][``, ``]:``), writes a ``<``
+    that would open a tag as ``&lt;``, and joins lines. Names come from users (model names, flags, display names):
+    ``[x](http://a)`` or ``<script>`` in one must show as typed, not as a link or markup.
+    """
+    out = " ".join(str(text).splitlines())
+    out = _MD_PUNCT.sub(lambda m: "\\" + m.group(0), out)
+    out = _MD_LINK_CLOSE.sub(r"\\]", out)
+    return _MD_TAG_OPEN.sub("&lt;", out)
+
+
+#: Characters that make a spreadsheet cell a formula (OWASP CSV injection list).
+_CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_CSV_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: a string starting like a formula gets a leading ``'``.
+
+    Plain numbers (``-0.10``, ``+0.08``, ``1e-3``) are left alone: they cannot run anything.
+    """
+    if not isinstance(value, str) or not value.startswith(_CSV_FORMULA_START) or _CSV_NUMBER.match(value):
+        return value
+    return "'" + value
+
+
 def _md_cell(text: Any) -> str:
-    return str(text).replace("|", r"\|").replace("\n", " ")
+    return md_escape(text)
 
 
 def _markdown(df: pd.DataFrame, index: bool) -> str:
@@ -419,8 +456,12 @@ def render(df: pd.DataFrame, fmt: str = "md", footnotes: Sequence[str] | None = 
             out += "\n" + "".join(f"- {_md_cell(n)}\n" for n in notes)
         return out
     if fmt == "csv":
-        out = df.to_csv(index=index, lineterminator="\n")
-        return out + "".join(f"# {n}\n" for n in notes)
+        frame = df.map(csv_cell)
+        frame.columns = [csv_cell(str(c)) for c in frame.columns]
+        frame.index = pd.Index([csv_cell(str(i)) for i in frame.index], name=df.index.name)
+        # every text cell quoted: a '#' inside one is then not a comment for read_csv(comment="#")
+        out = frame.to_csv(index=index, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+        return out + "".join(f"# {' '.join(str(n).splitlines())}\n" for n in notes)
     if fmt == "latex":
         frame = df.reset_index() if index else df
         frame = frame.map(lambda v: "" if _isna(v) else _latex_escape(v))
