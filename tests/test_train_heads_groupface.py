@@ -79,6 +79,7 @@ def test_groupface_final_is_instance_plus_group_aggregate(hard):
         torch.testing.assert_close(out["group_probs"], probs)
         torch.testing.assert_close(out["embedding"], expected, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(model(x), out["embedding"])
+        torch.testing.assert_close(model(x, train_outputs=True)["group_logits"], out["group_logits"])
     assert out["intermediate"].shape == (5, 6) and out["group_logits"].shape == (5, K)
 
 

@@ -158,6 +158,8 @@ def test_registry_lists_every_recipe_head_and_defaults():
     assert head_defaults("arcface") == {"s": 64.0, "m": 0.5, "easy_margin": False}
     assert head_defaults("cosface") == {"s": 64.0, "m": 0.35}
     assert head_defaults("sphereface")["m"] == 4 and head_defaults("sphereface")["lambda_min"] == 5.0
+    head = build_head("unpg", base="cosface", m=0.2, embedding_size=4, num_classes=3)
+    assert head.head_name == "unpg" and head.head_params == {"base": "cosface", "w": 1.5, "gather": False, "m": 0.2}
 
 
 def test_registry_errors_list_valid_choices():

@@ -11,7 +11,8 @@ Architecture ``"groupface"`` (rebuildable at evaluation without ``fr_bench.train
 * the final representation v-bar_x = v_x + sum_k p(G_k | x) v_x^{G_k} (S-GroupFace), or, with ``hard=True``,
   v_x + v_x^{G_k*} with k* = argmax_k p(G_k | x) (H-GroupFace).
 
-``forward(x)`` returns v-bar_x (B, num_features), what evaluation embeds; ``forward_train(x)`` returns the dict the
+``forward(x)`` returns v-bar_x (B, num_features), what evaluation embeds; ``forward_train(x)`` (or
+``forward(x, train_outputs=True)``, the form to use through DistributedDataParallel) returns the dict the
 ``groupface`` head takes (:data:`TRAIN_OUTPUT_KEYS`); ``embed_with_intermediate(x)`` returns (v-bar_x, v^_x) for
 :func:`group_aware_similarity`.
 
@@ -77,9 +78,12 @@ class GroupFace(nn.Module):
         return {"embedding": instance + group_repr, "group_logits": logits, "group_probs": probs,
                 "intermediate": intermediate, "instance": instance}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The final representation v-bar_x (B, num_features): what evaluation embeds."""
-        return self.forward_train(x)["embedding"]
+    def forward(self, x: torch.Tensor, *, train_outputs: bool = False) -> torch.Tensor | dict[str, torch.Tensor]:
+        """The final representation v-bar_x (B, num_features), what evaluation embeds; with ``train_outputs=True``
+        the :meth:`forward_train` dict (call ``ddp_model(x, train_outputs=True)`` under DistributedDataParallel,
+        whose gradient hooks run only through ``forward``)."""
+        out = self.forward_train(x)
+        return out if train_outputs else out["embedding"]
 
     def embed_with_intermediate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(final representation, GDN intermediate feature): the inputs of :func:`group_aware_similarity`."""

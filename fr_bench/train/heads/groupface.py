@@ -2,7 +2,8 @@
 
 The architecture is ``fr_bench.models.backbones.groupface`` (``"groupface"``); this head takes its
 ``forward_train`` dict. How the trainer calls it: ``head.wants_model_outputs`` is True, so
-``loss = head(model.forward_train(x), labels)`` (every other head gets ``head(model(x), labels)``).
+``loss = head(model.forward_train(x), labels)`` (every other head gets ``head(model(x), labels)``); through
+DistributedDataParallel use ``head(ddp_model(x, train_outputs=True), labels)`` so DDP's gradient hooks run.
 
 * Identity loss: ArcFace (s 64, m 0.5, the paper's choice) on ``outputs["embedding"]``.
 * Self-distributed labels: with p(G_k | x) the GDN's softmax (detached), the group label of sample i is

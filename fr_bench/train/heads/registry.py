@@ -80,4 +80,5 @@ def build_head(name: str, *, embedding_size: int, num_classes: int, **params: An
                               f"got {embedding_size} and {num_classes}")
     head = factory(int(embedding_size), int(num_classes), **params)
     head.head_name = name
+    head.head_params = {**head_defaults(name), **params}  # what a checkpoint's meta can record
     return head
