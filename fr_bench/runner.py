@@ -141,6 +141,9 @@ def prepare(
     proto = load_protocol(protocol, root, **dict(protocol_options or {}))
     data = provenance.protocol_fingerprint(list(proto.data_files), root=root)
     device = device or default_device()
+    reserved = sorted(set(model_options or {}) & {"arch", "device"})
+    if reserved:
+        raise ValueError(f"model option {reserved[0]!r}: give it as --{reserved[0]} (arch=/device= in Python)")
     embedder = load_model(model, arch=arch, device=device, **dict(model_options or {}))
     flip_used = decide_flip(proto, flip, conventions)
     options = {

@@ -11,7 +11,7 @@ from filelock import FileLock
 from fr_bench.cache import default_cache_dir, load_scores, save_scores
 from fr_bench.extract import ImageDecodeError, extract
 from fr_bench.models import load_model
-from test_extract import ArraySource, TinyNet, direct, random_crops, tiny_embedder
+from embed_fixtures import ArraySource, TinyNet, direct, random_crops, tiny_embedder
 
 
 def run(source, emb, cache_dir, **kw):

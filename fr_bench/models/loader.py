@@ -30,7 +30,9 @@ All take 112x112 crops (an ONNX graph with a static size imposes its own). ``ass
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
+import typing
 import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -64,6 +66,49 @@ ARCFACE_CONVENTION = "insightface arcface_torch convention: RGB, (x/255 - 0.5) /
 _ARCFACE_ARCHS = set(iresnet.STAGE_BLOCKS) | {"mobilefacenet", "mobilefacenet_large", "r18", "r34", "r50", "r100",
                                               "r200", "mbf", "mbf_large"}
 _TRAINING_KEYS = ("state_dict", "model", "model_state_dict", "backbone", "net", "optimizer", "epoch", "ema")
+
+#: Model options every model kind takes (``--model-option KEY=VALUE``): the input contract and two checks.
+CONTRACT_OPTIONS = ("channel_order", "mean", "std", "input_size", "embedding_size", "name")
+
+
+def _keywords(func: Any) -> set[str] | None:
+    """The keyword arguments ``func`` accepts (None: any, or cannot tell). A factory taking ``**kwargs`` that
+    returns a class (``-> IResNet``) is read through to the class's keywords with defaults."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if not any(p.kind == p.VAR_KEYWORD for p in params):
+        return names
+    try:
+        target = typing.get_type_hints(func).get("return")
+    except Exception:
+        return None
+    if not inspect.isclass(target):
+        return None
+    inner = inspect.signature(target).parameters.values()
+    if any(p.kind == p.VAR_KEYWORD for p in inner):
+        return None
+    return names | {p.name for p in inner if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                    and p.default is not p.empty}
+
+
+def _check_options(kwargs: Mapping[str, Any], accepted: set[str] | None, where: str, what: str = "") -> None:
+    """A one-line :class:`ModelLoadError` for model options this model kind does not take, listing the valid keys."""
+    if accepted is None or not set(kwargs) - accepted:
+        return
+    unknown = ", ".join(repr(k) for k in sorted(set(kwargs) - accepted))
+    extra = f"; {', '.join(sorted(accepted))} ({what})" if accepted else ""
+    raise ModelLoadError(f"{where}: unknown model option {unknown}; valid keys: {', '.join(CONTRACT_OPTIONS)} "
+                         f"(input contract){extra}")
+
+
+def _arch_keywords(arch: str) -> set[str] | None:
+    from fr_bench.models import backbones
+
+    factory = getattr(backbones, "_REGISTRY", {}).get(arch)
+    return _keywords(factory) if factory is not None else None
 
 
 def _assumed(fmt: str) -> Preprocessing:
@@ -116,10 +161,13 @@ def _build_from_state(
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
         notes.append("stripped the 'module.' prefix (DataParallel/DDP) from every key")
+    _check_options(arch_kwargs, _arch_keywords(arch), where, f"{arch} constructor")
     try:
         model = create_backbone(arch, **dict(arch_kwargs))
     except KeyError as exc:
         raise ModelLoadError(f"{where}: {exc.args[0]}") from exc
+    except (TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{where}: cannot build arch={arch!r} with {dict(arch_kwargs)}: {exc}") from exc
     report = _mismatch_report(model, state)
     if report:
         guess = _guess_arch(state)
@@ -146,11 +194,13 @@ def _torch_load(path: Path) -> Any:
 def _from_file(path: Path, arch: str | None, device: str, overrides: dict[str, Any],
                embedding_size: int | None, name: str | None, kwargs: dict[str, Any]) -> Embedder:
     if path.suffix.lower() == ".onnx":
+        _check_options(kwargs, set(), str(path))
         sha = file_sha256(path)
         known_name, default = KNOWN_ONNX.get(sha, (None, _assumed("onnx")))
         return OnnxEmbedder(str(path), name=name or known_name or path.stem, content_sha256=sha,
                             prep=with_overrides(default, **overrides), device=device, embedding_size=embedding_size)
     if _is_torchscript(path):
+        _check_options(kwargs, set(), str(path))
         try:
             with warnings.catch_warnings():  # torch 2.9+ marks TorchScript deprecated; it is still a user format
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -168,6 +218,7 @@ def _from_file(path: Path, arch: str | None, device: str, overrides: dict[str, A
             raise ModelLoadError(str(exc)) from exc
         if arch is not None and arch != obj["arch"]:
             raise ModelLoadError(f"{path}: checkpoint is arch {obj['arch']!r} but arch={arch!r} was given")
+        _check_options(kwargs, _arch_keywords(obj["arch"]), str(path), f"{obj['arch']} constructor")
         model, notes = _build_from_state(obj["state_dict"], obj["arch"], {**obj["arch_kwargs"], **kwargs}, str(path))
         prep = with_overrides(Preprocessing.from_dict(obj["preprocessing"], source="checkpoint"), **overrides)
         return TorchEmbedder(model, name=name or path.stem, format="fr_bench-checkpoint",
@@ -203,7 +254,14 @@ def _from_callable(spec: str, device: str, overrides: dict[str, Any], embedding_
         func = getattr(importlib.import_module(module_name), func_name)
     except (ImportError, AttributeError) as exc:
         raise ModelLoadError(f"model spec {spec!r}: cannot import {func_name!r} from {module_name!r}: {exc}") from exc
-    module = func(**kwargs)
+    _check_options(kwargs, _keywords(func), f"model spec {spec!r}", f"arguments of {func_name}")
+    try:
+        module = func(**kwargs)
+    except Exception as exc:  # the user's function: name it, whatever it raised
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ModelLoadError(
+            f"model spec {spec!r}: calling {func_name}({args}) raised {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(module, nn.Module):
         raise ModelLoadError(f"model spec {spec!r}: returned a {type(module).__name__}, expected a torch.nn.Module")
     return _from_module(module, name or spec, device, overrides, embedding_size)
@@ -235,11 +293,13 @@ def load_model(
     arguments go to the architecture's constructor (state dicts, checkpoints) or to the callable.
     ``channel_order``/``mean``/``std``/``input_size`` override the format's default input contract (table in the
     module docstring); ``embedding_size``, when given, is checked against the model's output.
-    Raises :class:`ModelLoadError` with the file and the reason when the model cannot be loaded as asked.
+    Raises :class:`ModelLoadError` with the file and the reason when the model cannot be loaded as asked, including
+    a keyword the model kind does not take (the message lists the valid ones).
     """
     overrides = {"channel_order": channel_order, "mean": mean, "std": std, "input_size": input_size}
     device = str(device)
     if isinstance(spec, nn.Module):
+        _check_options(kwargs, set(), f"model {name or type(spec).__name__}")
         return _from_module(spec, name or type(spec).__name__, device, overrides, embedding_size)
     text = os.fspath(spec)
     if text in BUILTIN_MODELS:

@@ -3,7 +3,16 @@
 Models exported with a fixed batch of 1 (SFace is one) are made batch-dynamic in memory when the ``onnx`` package
 is installed and a check on a random batch of 3 gives the same output as three single runs; otherwise they run one
 image at a time. The input layout (NCHW or NHWC) is read from the graph's input shape; the first output is taken as
-the embedding.
+the embedding. A graph with a fixed height and width must match the input contract's ``input_size`` (else a clear
+error naming the fixed size).
+
+Device: on a CUDA device the CUDA execution provider is asked for; when the session runs without it (onnxruntime
+built without CUDA, or the provider failed to start) the embedder warns and reports ``device`` = cpu (the device
+really used; ``requested_device`` keeps what was asked).
+
+CPU memory: the session is created with onnxruntime's CPU memory arena off (``enable_cpu_mem_arena=False``): the
+arena keeps the peak of every batch size it has seen; without it the peak RSS follows the current batch (figures in
+bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -17,15 +26,16 @@ from fr_bench.models.base import Embedder, ModelLoadError, model_fingerprint
 from fr_bench.models.preprocess import Preprocessing, to_model_input
 
 
-def _providers(device: torch.device) -> list[str]:
+def _providers(device: torch.device) -> list:
     import onnxruntime as ort
 
-    available = ort.get_available_providers()
-    if device.type == "cuda":
-        if "CUDAExecutionProvider" in available:
-            return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
-        warnings.warn("onnxruntime has no CUDAExecutionProvider here; running the ONNX model on CPU", stacklevel=3)
+    if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
+
+
+#: onnxruntime's CPU memory arena (off: see the module docstring).
+CPU_MEM_ARENA = False
 
 
 def _session(model: str | bytes, providers):
@@ -33,6 +43,7 @@ def _session(model: str | bytes, providers):
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3  # SFace alone prints one warning per initializer otherwise
+    opts.enable_cpu_mem_arena = CPU_MEM_ARENA
     return ort.InferenceSession(model, opts, providers=providers)
 
 
@@ -82,17 +93,22 @@ class OnnxEmbedder(Embedder):
             self.session = _session(path, providers)
         except Exception as exc:
             raise ModelLoadError(f"{path}: onnxruntime cannot load this file: {exc}") from exc
-        self.providers = self.session.get_providers()
+        self._check_device()
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         shape = list(inp.shape)
         if len(shape) != 4:
             raise ModelLoadError(f"{path}: expected a 4-d image input, got input {inp.name!r} of shape {shape}")
         self.nhwc = shape[3] == 3 and shape[1] != 3
+        self._check_fixed_size(shape)
         self.max_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
         if self.max_batch == 1:
             self._try_dynamic_batch(providers)
-        out = self._forward(torch.full((2, *prep.input_size, 3), 128, dtype=torch.uint8), "RGB", False)
+        try:
+            out = self._forward(torch.full((2, *prep.input_size, 3), 128, dtype=torch.uint8), "RGB", False)
+        except Exception as exc:
+            h, w = prep.input_size
+            raise ModelLoadError(f"{path}: a test run on a (2, 3, {h}, {w}) batch failed: {exc}") from exc
         if out.ndim != 2:
             raise ModelLoadError(f"{path}: expected (N, D) features, got shape {tuple(out.shape)}")
         if embedding_size is not None and int(embedding_size) != out.shape[1]:
@@ -102,6 +118,25 @@ class OnnxEmbedder(Embedder):
     @property
     def input_device(self) -> torch.device:
         return torch.device("cpu")
+
+    def _check_device(self) -> None:
+        """``device`` = where the session really runs: CPU, with a warning, when CUDA was asked for but is absent."""
+        self.providers = self.session.get_providers()
+        if self.device.type == "cuda" and "CUDAExecutionProvider" not in self.providers:
+            warnings.warn(f"model {self.name}: device {self.device} asked for, but onnxruntime runs it on CPU "
+                          f"(providers: {', '.join(self.providers)}); the result records device cpu", stacklevel=4)
+            self.notes.append(f"asked for {self.device}; onnxruntime has no CUDA provider here: ran on CPU")
+            self._requested_device, self.device = self.device, torch.device("cpu")
+
+    def _check_fixed_size(self, shape: list) -> None:
+        """A graph with a fixed input height and width takes only that size: say so instead of failing in a run."""
+        h, w = (shape[1], shape[2]) if self.nhwc else (shape[2], shape[3])
+        if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0 and (h, w) != self.prep.input_size:
+            raise ModelLoadError(
+                f"{self.path}: model {self.name} has a fixed {h}x{w} input (height x width) in its graph; the input "
+                f"contract says input_size={self.prep.input_size[0]}x{self.prep.input_size[1]} "
+                f"({self.prep.source}): pass input_size={h}x{w} (with crops of that size) or leave it unset"
+            )
 
     def _try_dynamic_batch(self, providers) -> None:
         data = _dynamic_batch_bytes(self.path)

@@ -22,20 +22,39 @@ import torch
 CHANNEL_ORDERS = ("RGB", "BGR")
 
 
-def _triple(value: float | Sequence[float], what: str) -> tuple[float, float, float]:
-    if isinstance(value, (int, float)):
-        return (float(value),) * 3
-    values = tuple(float(v) for v in value)
-    if len(values) != 3:
-        raise ValueError(f"{what} must be one number or three (one per channel), got {value!r}")
-    return values  # type: ignore[return-value]
+def _numbers(value: Any, what: str, cast: type, counts: tuple[int, ...]) -> tuple:
+    """``value`` (a number, a sequence, or text such as "127.5" / "127.5,127.5,127.5" / "112x112") as a tuple of
+    ``cast`` numbers of one of the ``counts`` lengths; a ValueError naming ``what`` and the value otherwise."""
+    if isinstance(value, str):
+        items: Sequence[Any] = [v for v in value.replace("x", ",").replace(" ", ",").split(",") if v]
+    elif isinstance(value, (int, float)):
+        items = [value]
+    else:
+        try:
+            items = list(value)
+        except TypeError:
+            items = [value]
+    try:
+        numbers = tuple(cast(float(v)) if cast is int else cast(v) for v in items)
+    except (TypeError, ValueError):
+        numbers = ()
+    if len(numbers) not in counts or (cast is int and any(float(v) != int(float(v)) for v in items)):
+        shape = " or ".join({1: "one number", 2: "two (height, width)", 3: "three (one per channel)"}[c]
+                            for c in counts)
+        raise ValueError(f"{what} must be {shape}, got {value!r}")
+    return numbers
 
 
-def _size(value: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(value, int):
-        return (value, value)
-    h, w = (int(v) for v in value)
-    return (h, w)
+def _triple(value: float | Sequence[float] | str, what: str) -> tuple[float, float, float]:
+    values = _numbers(value, what, float, (1, 3))
+    return values * 3 if len(values) == 1 else values  # type: ignore[return-value]
+
+
+def _size(value: int | Sequence[int] | str) -> tuple[int, int]:
+    values = _numbers(value, "input_size", int, (1, 2))
+    if min(values) < 1:
+        raise ValueError(f"input_size must be positive, got {value!r}")
+    return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
