@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from fr_bench.metrics.identification import (
+from fr_bench.metrics import (
+    OperatingPoint,
     allowed_count,
     cmc,
+    distractor_metrics,
     distractor_rank1,
     distractor_verification,
     ijb_1n_merged,
@@ -50,7 +52,7 @@ def test_cmc_matches_full_sort(block_size):
     got = cmc(p, pid, g, gid, ranks=(1, 2, 5, 24), block_size=block_size)
     for k in (1, 2, 5, 24):
         assert got[k] == np.sum(ranks <= k) / len(pid)
-    np.testing.assert_array_equal(mate_ranks(p, pid, g, gid, block_size), ranks)
+    np.testing.assert_array_equal(mate_ranks(p, pid, g, gid, block_size=block_size), ranks)
 
 
 def test_cmc_torch_and_string_ids_agree_with_numpy():
@@ -61,7 +63,7 @@ def test_cmc_torch_and_string_ids_agree_with_numpy():
     g, p = _clustered(rng, gid, centres), _clustered(rng, pid, centres)
     expected = cmc(p, pid, g, gid, ranks=(1, 3))
     names = np.array(["ann", "bob", "cy", "dee", "eve"])
-    assert cmc(torch.from_numpy(p).float(), names[pid], torch.from_numpy(g).float(), names[gid], (1, 3)) == expected
+    assert cmc(torch.from_numpy(p).float(), names[pid], torch.from_numpy(g).float(), names[gid], ranks=(1, 3)) == expected
 
 
 def test_cmc_ties_favour_the_mate_and_strictly_greater_non_mates_count():
@@ -98,12 +100,15 @@ def _brute_open_set(p, pid, g, gid, fpir, rank):
     candidates = np.concatenate([[-np.inf], np.unique(top_nm)])
     ok = [t for t in candidates if np.sum(top_nm > t) <= fpir * len(top_nm) + 1e-12]
     t = min(ok)
-    hits = 0
+    hits, accepted = 0, list(top_nm[top_nm > t])
     for i in np.flatnonzero(mated):
         mate = gid == pid[i]
         r = _brute_rank(s[i], mate)
         hits += r <= rank and s[i][mate].max() > t
-    return hits / mated.sum(), np.sum(top_nm > t) / len(top_nm), t
+        if r <= rank and s[i][mate].max() > t:
+            accepted.append(s[i][mate].max())
+    # reported threshold: the lowest score raising an alarm (alarm iff score >= threshold)
+    return hits / mated.sum(), np.sum(top_nm > t) / len(top_nm), min(accepted, default=np.inf)
 
 
 @pytest.mark.parametrize("rank", [1, 3])
@@ -117,9 +122,10 @@ def test_tpir_at_fpir_matches_enumeration(rank):
     for f, point in got.items():
         tpir, fpir, t = _brute_open_set(p, pid, g, gid, f, rank)
         assert point.resolvable
-        assert point.tpir == pytest.approx(tpir, abs=0) and point.fpir == pytest.approx(fpir, abs=0)
+        assert isinstance(point, OperatingPoint)  # the one operating-point type: tar = TPIR, far = FPIR
+        assert point.tar == pytest.approx(tpir, abs=0) and point.far == pytest.approx(fpir, abs=0)
         assert point.threshold == pytest.approx(t, rel=1e-12)
-        assert point.n_mated + point.n_nonmated == 400 and point.fpir <= f
+        assert point.n_genuine + point.n_impostor == 400 and point.far <= f
 
 
 def test_tpir_unresolvable_target_is_nan_with_warning():
@@ -129,8 +135,8 @@ def test_tpir_unresolvable_target_is_nan_with_warning():
     pid = np.r_[np.arange(5), np.full(55, 99)]  # 55 non-mated searches cannot resolve 1e-2
     with pytest.warns(UserWarning, match="not resolvable"):
         got = tpir_at_fpir(p, pid, g, np.arange(5), fpirs=(1e-2, 0.1))
-    assert math.isnan(got[1e-2].tpir) and not got[1e-2].resolvable
-    assert got[0.1].resolvable and got[0.1].fpir <= 0.1
+    assert math.isnan(got[1e-2].tar) and not got[1e-2].resolvable and got[1e-2].flag
+    assert got[0.1].resolvable and got[0.1].far <= 0.1
 
 
 def test_open_set_search_fields():
@@ -155,7 +161,7 @@ def test_ijb_1n_nist_searches_each_gallery_and_averages():
         assert res["galleries"][name]["tpir"] == tpir_at_fpir(p, pid, g, gi, fpirs=(0.05, 0.2))
     for f in (0.05, 0.2):
         assert res["mean"]["tpir"][f] == pytest.approx(
-            (res["galleries"]["G1"]["tpir"][f].tpir + res["galleries"]["G2"]["tpir"][f].tpir) / 2)
+            (res["galleries"]["G1"]["tpir"][f].tar + res["galleries"]["G2"]["tpir"][f].tar) / 2)
 
 
 @pytest.mark.parametrize("n_probes", [250, 100])  # 100 * 0.07 is 7.000000000000001 in floats: the script takes 8
@@ -237,7 +243,8 @@ def test_distractor_verification_matches_full_impostor_list():
         th = imp[k]
         pt = got[f]
         assert pt.n_impostor == imp.size and pt.n_genuine == gen.size
-        assert pt.threshold == pytest.approx(th, rel=1e-12)
+        lowest_accepted = np.r_[imp[imp > th], gen[gen > th]].min()  # accept iff score >= threshold
+        assert pt.threshold == pytest.approx(lowest_accepted, rel=1e-12)
         assert pt.tar == np.sum(gen > th) / gen.size
         assert pt.far == np.sum(imp > th) / imp.size and pt.far <= f
     for block in (1, 64):  # few scores kept: the per-row lower bound of the k-th largest is used
@@ -269,3 +276,31 @@ def test_ijb_1n_nist_reuses_given_searches():
     fresh = ijb_1n_nist(p, pid, galleries, fpirs=(0.1,), ranks=(1, 5))
     reused = ijb_1n_nist(p, pid, galleries, fpirs=(0.1,), ranks=(1, 5), searches=searches)
     assert reused == fresh
+
+
+def test_distractor_metrics_one_pass_serves_both_and_reads_the_full_roc_strictly():
+    p, pid, d = _megaface_data(9)
+    rank1, points = distractor_metrics(p, pid, d, fars=(1e-3, 1e-2), block_size=50)
+    assert rank1 == distractor_rank1(p, pid, d, block_size=50)
+    assert rank1.correct_per_identity.tolist() == distractor_rank1(p, pid, d).correct_per_identity.tolist()
+    assert points == distractor_verification(p, pid, d, fars=(1e-3, 1e-2), block_size=50)
+    # independent: the verification kernel over the full (genuine + every impostor) score list, strict reading
+    from fr_bench.metrics import operating_points
+
+    pn, dn = _unit(p.astype(np.float64)), _unit(d.astype(np.float64))
+    imp = (pn @ dn.T).ravel()
+    gen = np.array([pn[i] @ pn[j] for i in range(len(pid)) for j in range(i + 1, len(pid)) if pid[i] == pid[j]])
+    ref = operating_points(np.r_[gen, imp], np.r_[np.ones(gen.size), np.zeros(imp.size)], fars=(1e-3, 1e-2),
+                           convention="strict")
+    for f, pt in points.items():
+        assert (pt.tar, pt.far, pt.convention) == (ref[f].tar, ref[f].far, "strict")
+        assert pt.threshold == pytest.approx(ref[f].threshold, rel=1e-6)  # float32 scores vs float64 here
+
+
+def test_non_binary_mated_flags_are_refused():
+    from fr_bench.metrics import OpenSetSearch, bootstrap_tpir_at_fpir
+
+    search = OpenSetSearch(np.array([0.3, 0.9, 0.1]), np.array([1, 0, 2]), np.array([0.5, np.nan, 0.2]),
+                           np.array([0.5, 0.9, 0.3]))  # a score array where the mated flags belong
+    with pytest.raises(ValueError, match="were two arguments swapped"):
+        bootstrap_tpir_at_fpir(search, np.arange(3), n_boot=5)

@@ -11,9 +11,10 @@ import pytest
 from scipy.stats import binom, norm
 from sklearn.metrics import roc_curve
 
+from fr_bench.metrics import _replicates as rep
 from fr_bench.metrics import uncertainty as unc
-from fr_bench.metrics.identification import open_set_search, tpir_at_fpir
-from fr_bench.metrics.verification import eer, tar_at_far
+from fr_bench.metrics import open_set_search, tpir_at_fpir
+from fr_bench.metrics import eer, tar_at_far
 
 FARS = (1e-3, 1e-2, 0.05, 0.1, 0.3)
 
@@ -57,14 +58,14 @@ def _brute_tar(s, y, weight, fars, convention):
 @pytest.mark.parametrize("tight", [False, True])
 def test_replicates_match_weighted_roc(convention, tight, monkeypatch):
     if tight:  # anchored windows, one replicate per chunk, tiny margins and a short first slice: retries happen
-        monkeypatch.setattr(unc, "_ANCHOR_MIN", 20)
-        monkeypatch.setattr(unc, "_CHUNK_ROWS", 1)
-        monkeypatch.setattr(unc, "_WINDOW_MARGIN", 1)
+        monkeypatch.setattr(rep, "ANCHOR_MIN", 20)
+        monkeypatch.setattr(rep, "CHUNK_ROWS", 1)
+        monkeypatch.setattr(rep, "WINDOW_MARGIN", 1)
     s, y, a, b = _clustered_pairs(1)
-    d, dev = unc._prepare(s, y, a, b)
+    d, dev = rep.prepare(s, y, a, b)
     w = unc.draw_unit_weights(d.n_units, 12, seed=3)
-    got = unc._tar_replicates(d, w, FARS, convention, dev, initial_length=40 if tight else None)
-    ca, cb, _ = unc._unit_codes(a, b, s.size)
+    got = rep.tar_replicates(d, w, FARS, convention, dev, initial_length=40 if tight else None)
+    ca, cb, _ = rep.unit_codes(a, b, s.size)
     for r in range(w.shape[0]):
         expected = _brute_tar(s, y, _pair_weights(w[r], ca, cb), FARS, convention)
         np.testing.assert_allclose(got[:, r], expected, rtol=0, atol=1e-12)
@@ -74,7 +75,7 @@ def test_replicates_match_weighted_roc(convention, tight, monkeypatch):
 def test_point_estimate_is_the_verification_metric(convention):
     s, y, a, b = _clustered_pairs(2)
     res = unc.bootstrap_tar_at_far(s, y, a, b, fars=FARS, convention=convention, n_boot=20)
-    ref = tar_at_far(s, y, FARS, convention)
+    ref = tar_at_far(s, y, fars=FARS, convention=convention)
     for f in FARS:
         assert res[f].point == ref[f]
         assert res[f].low <= res[f].high and res[f].n_boot == 20 and res[f].unit == "subject"
@@ -83,17 +84,17 @@ def test_point_estimate_is_the_verification_metric(convention):
 def test_one_unit_per_pair_and_impostor_totals_both_paths(monkeypatch):
     s, y, a, b = _clustered_pairs(3, n=800)
     pairs = np.arange(s.size)
-    d, dev = unc._prepare(s, y, pairs, None)
+    d, dev = rep.prepare(s, y, pairs, None)
     w = unc.draw_unit_weights(d.n_units, 5, seed=1)
-    got = unc._tar_replicates(d, w, (0.05, 0.2), "strict", dev)
+    got = rep.tar_replicates(d, w, (0.05, 0.2), "strict", dev)
     for r in range(5):
         np.testing.assert_allclose(got[:, r], _brute_tar(s, y, w[r].astype(float), (0.05, 0.2), "strict"))
-    d2, _ = unc._prepare(s, y, a, b)
+    d2, _ = rep.prepare(s, y, a, b)
     w2 = unc.draw_unit_weights(d2.n_units, 7, seed=2)
-    ca, cb, _ = unc._unit_codes(a, b, s.size)
+    ca, cb, _ = rep.unit_codes(a, b, s.size)
     direct = np.array([_pair_weights(w2[r], ca, cb)[~y].sum() for r in range(7)])
     np.testing.assert_array_equal(d2.impostor_totals(w2), direct)
-    monkeypatch.setattr(unc, "_DENSE_UNITS", 0)  # sparse path
+    monkeypatch.setattr(rep, "DENSE_UNITS", 0)  # sparse path
     np.testing.assert_array_equal(d2.impostor_totals(w2), direct)
 
 
@@ -131,9 +132,9 @@ def test_bootstrap_eer_point_and_replicates():
     res = unc.bootstrap_eer(s, y, a, b, n_boot=40, seed=1)
     assert res.point == pytest.approx(eer(s, y), abs=1e-12)
     assert res.low <= res.point <= res.high
-    d, _ = unc._prepare(s, y, a, b)
+    d, _ = rep.prepare(s, y, a, b)
     w = unc.draw_unit_weights(d.n_units, 40, seed=1)
-    ca, cb, _ = unc._unit_codes(a, b, s.size)
+    ca, cb, _ = rep.unit_codes(a, b, s.size)
     reps = [_brute_eer(s, y, _pair_weights(w[r], ca, cb).astype(float)) for r in range(40)]
     lo, hi = np.quantile(reps, [0.025, 0.975])
     assert res.low == pytest.approx(lo, abs=1e-9) and res.high == pytest.approx(hi, abs=1e-9)
@@ -171,7 +172,7 @@ def test_bootstrap_tpir_point_is_tpir_at_fpir():
         res = unc.bootstrap_tpir_at_fpir(search, pid, fpirs=(0.01, 0.1), rank=rank, n_boot=50)
         ref = tpir_at_fpir(p, pid, g, gid, fpirs=(0.01, 0.1), rank=rank)
         for f in (0.01, 0.1):
-            assert res[f].point == ref[f].tpir and res[f].low <= res[f].high
+            assert res[f].point == ref[f].tar and res[f].low <= res[f].high
 
 
 def _tolerance(n_exp, level=0.95, alpha=1e-3):
@@ -246,14 +247,14 @@ def test_unresolvable_target_beside_zero_weight_top_impostors_gives_nan_not_an_e
 def test_window_grows_when_the_threshold_sits_at_the_anchor(convention, monkeypatch):
     # anchored windows with a 1-position margin: a replicate whose count still to go past the anchor is 0 (k equal
     # to the weighted count before the anchor) must widen its window on retry, not loop until RuntimeError
-    monkeypatch.setattr(unc, "_ANCHOR_MIN", 20)
-    monkeypatch.setattr(unc, "_CHUNK_ROWS", 1)
-    monkeypatch.setattr(unc, "_WINDOW_MARGIN", 1)
+    monkeypatch.setattr(rep, "ANCHOR_MIN", 20)
+    monkeypatch.setattr(rep, "CHUNK_ROWS", 1)
+    monkeypatch.setattr(rep, "WINDOW_MARGIN", 1)
     s, y, a, b = _top_impostors_of_one_unit_pair(1)
     fars = (0.01, 0.3, 0.5)
-    d, dev = unc._prepare(s, y, a, b)
+    d, dev = rep.prepare(s, y, a, b)
     w = unc.draw_unit_weights(4, 30, seed=1)
-    got = unc._tar_replicates(d, w, fars, convention, dev, initial_length=10)
+    got = rep.tar_replicates(d, w, fars, convention, dev, initial_length=10)
     for r in range(w.shape[0]):
         pw = _pair_weights(w[r], a, b)
         if pw[y].sum() and pw[~y].sum():
@@ -270,9 +271,9 @@ def test_nearest_replicates_on_a_short_slice_of_coarse_scores(initial_length):
     y = a == b
     s = np.round(rng.standard_normal(300) + 1.5 * y)
     fars = (0.05, 0.1, 0.3, 0.5, 0.9)
-    d, dev = unc._prepare(s, y, a, b)
+    d, dev = rep.prepare(s, y, a, b)
     w = unc.draw_unit_weights(8, 10, seed=4)
-    got = unc._tar_replicates(d, w, fars, "nearest", dev, initial_length=initial_length)
+    got = rep.tar_replicates(d, w, fars, "nearest", dev, initial_length=initial_length)
     for r in range(w.shape[0]):
         pw = _pair_weights(w[r], a, b)
         if pw[y].sum() and pw[~y].sum():
@@ -286,10 +287,10 @@ def test_weighted_count_stays_exact_beyond_float32_integers(monkeypatch):
     b = np.array([1, 1, 2, 2, 3, 0, 1, 2])  # the last two: same-unit pairs (linear weight)
     s = np.linspace(0.0, 1.0, a.size)
     y = a == b
-    d, _ = unc._prepare(s, y, a, b)
+    d, _ = rep.prepare(s, y, a, b)
     w = np.array([[2 ** 24 + 1, 3, 1, 2], [1, 1, 1, 1], [0, 2 ** 25 + 3, 5, 0]], dtype=np.int64)
     direct = [int(sum(int(w[r, i]) * (1 if i == j else int(w[r, j])) for i, j in zip(a[~y], b[~y])))
               for r in range(w.shape[0])]
     np.testing.assert_array_equal(d.impostor_totals(w), direct)  # dense path
-    monkeypatch.setattr(unc, "_DENSE_UNITS", 0)  # sparse path
+    monkeypatch.setattr(rep, "DENSE_UNITS", 0)  # sparse path
     np.testing.assert_array_equal(d.impostor_totals(w), direct)

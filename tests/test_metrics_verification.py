@@ -19,23 +19,20 @@ from sklearn.model_selection import KFold
 from fr_bench.metrics import (
     angular_scores,
     eer,
-    kfold_accuracy,
     operating_points,
     pair_accuracy,
     roc,
     tar_at_far,
     verification_report,
 )
-from fr_bench.metrics.verification import (
+from fr_bench.metrics import (
     PAIR_ACCURACY_CONVENTIONS,
     TAR_CONVENTIONS,
     KFoldResult,
     OperatingPoint,
-    _read_operating_points,
-    _roc_counts_numpy,
-    _roc_counts_torch,
     angular_kfold_accuracy,
 )
+from fr_bench.metrics._roc import read_operating_points, roc_counts_numpy, roc_counts_torch
 
 FARS = (1e-3, 1e-2, 1e-1, 0.25, 0.5)
 
@@ -94,7 +91,7 @@ def test_all_equal_scores():
     p = operating_points(s, y, fars=(0.5,))[0.5]
     assert (p.tar, p.far, p.threshold) == (0.0, 0.0, math.inf)
     # fold 0 = (g i g i g), fold 1 = (i g i g i): each training fold's majority wins, both folds score 2/5
-    res = pair_accuracy(s, y, "kfold-exact", n_folds=2)
+    res = pair_accuracy(s, y, convention="kfold-exact", n_folds=2)
     np.testing.assert_array_equal(res.fold_thresholds, [math.inf, -math.inf])
     np.testing.assert_array_equal(res.fold_accuracies, [0.4, 0.4])
 
@@ -237,7 +234,7 @@ def test_kernel_accepts_float_weights_like_replicated_data():
     fps = np.array([float(w[(s >= t) & (y == 0)].sum()) for t in values])
     tps = np.array([float(w[(s >= t) & (y == 1)].sum()) for t in values])
     for c in ("strict", "nearest", "interpolated"):
-        got = _read_operating_points(fps, tps, values, fps[-1], tps[-1], FARS, c)
+        got = read_operating_points(fps, tps, values, fps[-1], tps[-1], FARS, c)
         ref = silent(operating_points, rs, ry, fars=FARS, convention=c)
         for f in FARS:
             assert got[f].resolvable == ref[f].resolvable
@@ -299,7 +296,7 @@ def brute_exact_fold(s, y, test):
 @pytest.mark.parametrize("seed,n,k", [(0, 120, 10), (1, 90, 10), (2, 67, 10), (3, 50, 5)])
 def test_kfold_exact_against_brute_force(seed, n, k):
     s, y = tied_data(seed, n=n)
-    res = kfold_accuracy(s, y, n_folds=k, thresholds="exact")
+    res = pair_accuracy(s, y, n_folds=k, convention="kfold-exact")
     for f, test in enumerate(folds_of(n, k)):
         acc, train_acc, t = brute_exact_fold(s, y, test)
         assert res.fold_accuracies[f] == acc
@@ -316,7 +313,7 @@ def test_kfold_exact_skips_long_runs_of_held_out_only_values():
     rng = np.random.default_rng(2)
     s = np.r_[rng.uniform(0.2, 0.8, 150), np.zeros(75), np.ones(75)]
     y = np.r_[rng.integers(0, 2, 150), np.zeros(75, int), np.ones(75, int)]
-    res = kfold_accuracy(s, y, n_folds=2)
+    res = pair_accuracy(s, y, n_folds=2, convention="kfold-exact")
     assert res.fold_thresholds[0] == 0.5
     for f, test in enumerate(folds_of(s.size, 2)):
         acc, train_acc, thr = brute_exact_fold(s, y, test)
@@ -326,7 +323,7 @@ def test_kfold_exact_skips_long_runs_of_held_out_only_values():
 def test_kfold_hand_worked_two_folds():
     # fold 0: (0.9 g, 0.1 i); fold 1: (0.8 g, 0.7 i). Train on fold 1 -> cut midway 0.75; fold 0 all correct.
     # train on fold 0 -> cut midway 0.5; fold 1: 0.8 g correct, 0.7 i wrong.
-    res = kfold_accuracy([0.9, 0.1, 0.8, 0.7], [1, 0, 1, 0], n_folds=2)
+    res = pair_accuracy([0.9, 0.1, 0.8, 0.7], [1, 0, 1, 0], n_folds=2, convention="kfold-exact")
     np.testing.assert_array_equal(res.fold_thresholds, [0.75, 0.5])
     np.testing.assert_array_equal(res.fold_accuracies, [1.0, 0.5])
     assert res.mean == 0.75 and res.std == 0.25
@@ -369,10 +366,10 @@ def test_grid_reproduces_insightface_literal(seed, n):
     # rounding caveat: keep the data away from grid boundaries (dist from embeddings vs 2 - 2 cos)
     assert np.min(np.abs(dist * 100 - np.round(dist * 100))) > 1e-6
     cos = np.sum(a * b, axis=1)
-    res = pair_accuracy(cos, same.astype(int), "kfold-grid")
+    res = pair_accuracy(cos, same.astype(int), convention="kfold-grid")
     np.testing.assert_array_equal(res.fold_accuracies, ref)
     assert res.mean == np.mean(ref) and res.std == np.std(ref)
-    assert kfold_accuracy(cos, same, thresholds="insightface").fold_accuracies.tolist() == ref.tolist()
+    assert pair_accuracy(cos, same, convention="kfold-grid").fold_accuracies.tolist() == ref.tolist()
     # thresholds reported in cosine units: same iff cos > 1 - t/2
     grid = np.round((1 - res.fold_thresholds) * 2, 2)
     assert np.all(np.isin(grid, np.round(np.arange(0, 4, 0.01), 2)))
@@ -392,7 +389,7 @@ def test_grid_exact_ties_on_grid_points():
         t = thresholds[np.argmax(acc_train)]
         ref.append(np.mean(np.less(dist[test], t) == y[test]))
         ref_t.append(t)
-    res = pair_accuracy(cos, y, "kfold-grid")
+    res = pair_accuracy(cos, y, convention="kfold-grid")
     np.testing.assert_array_equal(res.fold_accuracies, ref)
     np.testing.assert_array_equal(res.fold_thresholds, 1.0 - np.array(ref_t) / 2.0)
 
@@ -423,7 +420,7 @@ def test_youden_reproduces_facexzoo_literal(seed):
     s, y = tied_data(seed, n=200)
     s = s + np.random.default_rng(seed).normal(scale=0.01, size=s.size) * (seed > 0)  # seed 0 keeps ties
     acc, ths, sem = facexzoo_literal(s, y)
-    res = kfold_accuracy(s, y, thresholds="youden")
+    res = pair_accuracy(s, y, convention="kfold-youden")
     np.testing.assert_array_equal(res.fold_accuracies, acc)
     np.testing.assert_array_equal(res.fold_thresholds, ths)
     assert res.sem == pytest.approx(sem, rel=1e-12) and res.reported_spread == "sem"
@@ -437,7 +434,7 @@ def test_youden_threshold_on_a_score_counts_heldout_impostor_as_error():
     s = np.clip(np.round(rng.normal(4 + 3 * y, 2)), 0, 10)
     s[0::20], s[1::20] = 0, 10
     acc, ths, _ = facexzoo_literal(s, y)
-    res = kfold_accuracy(s, y, thresholds="youden")
+    res = pair_accuracy(s, y, convention="kfold-youden")
     np.testing.assert_array_equal(res.fold_thresholds, ths)
     assert np.all(ths == np.round(ths))  # thresholds sit on score values
     np.testing.assert_array_equal(res.fold_accuracies, acc)
@@ -445,11 +442,11 @@ def test_youden_threshold_on_a_score_counts_heldout_impostor_as_error():
 
 def test_best_threshold_oracle_is_flagged_and_brute_forced():
     s, y = tied_data(5, n=150)
-    res = pair_accuracy(s, y, "best-threshold")
+    res = pair_accuracy(s, y, convention="best-threshold")
     best = max(np.mean((s > t) == (y == 1)) for t in [-np.inf] + sorted(set(s.tolist())))
     assert res.mean == pytest.approx(best, abs=1e-15)
     assert res.optimistic is True and res.to_dict()["optimistic"] is True
-    assert pair_accuracy(s, y, "kfold-exact").optimistic is False
+    assert pair_accuracy(s, y, convention="kfold-exact").optimistic is False
 
 
 def magface_literal(e0, e1, issame, nrof_folds=10):
@@ -479,7 +476,7 @@ def test_angular_scores_and_magface_literal():
     ref = magface_literal(a, b, same)
     res = angular_kfold_accuracy(a, b, same.astype(int))
     np.testing.assert_array_equal(res.fold_accuracies, ref)
-    whole = pair_accuracy(angular_scores(a, b), same, "kfold-angular")
+    whole = pair_accuracy(angular_scores(a, b), same, convention="kfold-angular")
     assert whole.convention == "kfold-angular" and abs(whole.mean - res.mean) < 0.05
 
 
@@ -488,9 +485,11 @@ def test_conventions_tables_and_aliases():
     assert set(PAIR_ACCURACY_CONVENTIONS) == {"kfold-grid", "kfold-exact", "kfold-youden", "best-threshold",
                                               "kfold-angular"}
     s, y = tied_data(1)
-    assert tar_at_far(s, y, (0.1,), "insightface") == tar_at_far(s, y, (0.1,), "nearest")
-    np.testing.assert_array_equal(kfold_accuracy(s, y, thresholds="grid").fold_accuracies,
-                                  kfold_accuracy(s, y, thresholds="insightface").fold_accuracies)
+    assert (tar_at_far(s, y, fars=(0.1,), convention="insightface")
+            == tar_at_far(s, y, fars=(0.1,), convention="nearest"))
+    for alias in ("grid", "insightface"):
+        np.testing.assert_array_equal(pair_accuracy(s, y, convention=alias).fold_accuracies,
+                                      pair_accuracy(s, y, convention="kfold-grid").fold_accuracies)
 
 
 # ------------------------------------------------------------------------------------------------------ the report
@@ -503,7 +502,7 @@ def test_verification_report_consistent_and_json_ready():
                                   accuracy_convention="kfold-grid")
     assert rep.n_genuine == int(y.sum()) and rep.n_impostor == int((1 - y).sum())
     assert rep.eer == eer(s, y)
-    assert rep.tar_at_far[0.1] == silent(tar_at_far, s, y, (0.1,), "nearest")[0.1]
+    assert rep.tar_at_far[0.1] == silent(tar_at_far, s, y, fars=(0.1,), convention="nearest")[0.1]
     assert isinstance(rep.accuracy, KFoldResult) and rep.accuracy.convention == "kfold-grid"
     d = rep.to_dict()
     json.dumps(d, allow_nan=False)
@@ -519,16 +518,17 @@ def test_torch_input_identical_to_numpy():
     ts, ty = torch.tensor(s, dtype=torch.float64), torch.tensor(y)
     for a, b in zip(roc(ts, ty), roc(s, y)):
         np.testing.assert_array_equal(a, b)
-    assert silent(tar_at_far, ts, ty, FARS) == silent(tar_at_far, s, y, FARS)
+    assert silent(tar_at_far, ts, ty, fars=FARS) == silent(tar_at_far, s, y, fars=FARS)
     assert eer(ts, ty) == eer(s, y)
-    assert kfold_accuracy(ts, ty).fold_accuracies.tolist() == kfold_accuracy(s, y).fold_accuracies.tolist()
+    assert (pair_accuracy(ts, ty, convention="kfold-exact").fold_accuracies.tolist()
+            == pair_accuracy(s, y, convention="kfold-exact").fold_accuracies.tolist())
     assert silent(verification_report, ts, ty).to_dict() == silent(verification_report, s, y).to_dict()
 
 
 def test_torch_kernel_matches_numpy_kernel():
     s, y = tied_data(9, n=1000)
-    a = _roc_counts_torch(torch.tensor(s), y.astype(bool))
-    b = _roc_counts_numpy(s, y.astype(bool))
+    a = roc_counts_torch(torch.tensor(s), y.astype(bool))
+    b = roc_counts_numpy(s, y.astype(bool))
     for x, z in zip(a, b):
         np.testing.assert_array_equal(x, z)
 
@@ -539,13 +539,13 @@ def test_cuda_input_identical():
     cs, cy = torch.tensor(s, device="cuda"), torch.tensor(y, device="cuda")
     for a, b in zip(roc(cs, cy), roc(s, y)):
         np.testing.assert_array_equal(a, b)
-    assert silent(tar_at_far, cs, cy, FARS, "nearest") == silent(tar_at_far, s, y, FARS, "nearest")
+    assert silent(tar_at_far, cs, cy, fars=FARS, convention="nearest") == silent(tar_at_far, s, y, fars=FARS, convention="nearest")
 
 
 # ------------------------------------------------------------------------------------------------------ bad input
 
 
-@pytest.mark.parametrize("fn", [roc, eer, tar_at_far, operating_points, kfold_accuracy, pair_accuracy,
+@pytest.mark.parametrize("fn", [roc, eer, tar_at_far, operating_points, pair_accuracy,
                                 verification_report])
 @pytest.mark.parametrize("scores,labels,match", [
     ([0.1, 0.2, 0.3], [0, 1], "differ in length"),
@@ -572,12 +572,10 @@ def test_bad_arguments_raise():
         tar_at_far(s, y, fars=(1.5,))
     with pytest.raises(ValueError, match="unknown accuracy convention"):
         pair_accuracy(s, y, convention="kfold-median")
-    with pytest.raises(ValueError, match="unknown thresholds"):
-        kfold_accuracy(s, y, thresholds="median")
     with pytest.raises(ValueError, match="n_folds"):
-        kfold_accuracy(s, y, n_folds=1)
+        pair_accuracy(s, y, n_folds=1, convention="kfold-exact")
     with pytest.raises(ValueError, match="cannot split"):
-        kfold_accuracy(s[:5], y[:5], n_folds=10)
+        pair_accuracy(s[:5], y[:5], n_folds=10, convention="kfold-exact")
     with pytest.raises(ValueError, match="same shape"):
         angular_scores(np.ones((3, 4)), np.ones((2, 4)))
     with pytest.raises(ValueError, match="NaN"):
@@ -617,7 +615,8 @@ def test_roc_rates_invariant_to_increasing_transform(data):
     np.testing.assert_array_equal(t1, t2)
     assert eer(s, y) == eer(t, y)
     for c in ("strict", "nearest", "interpolated"):
-        assert silent(tar_at_far, s, y, FARS, c) == pytest.approx(silent(tar_at_far, t, y, FARS, c), nan_ok=True)
+        assert silent(tar_at_far, s, y, fars=FARS, convention=c) == pytest.approx(
+            silent(tar_at_far, t, y, fars=FARS, convention=c), nan_ok=True)
 
 
 @settings(max_examples=40, deadline=None)
@@ -632,7 +631,8 @@ def test_kfold_exact_invariant_to_increasing_transform(values, labels):
         train = np.setdiff1d(np.arange(200), test)
         assume(np.isin(s[test], s[train]).all())
     t = np.exp(s) - 0.5
-    assert kfold_accuracy(s, y).fold_accuracies.tolist() == kfold_accuracy(t, y).fold_accuracies.tolist()
+    assert (pair_accuracy(s, y, convention="kfold-exact").fold_accuracies.tolist()
+            == pair_accuracy(t, y, convention="kfold-exact").fold_accuracies.tolist())
 
 
 @settings(max_examples=40, deadline=None)
@@ -641,8 +641,8 @@ def test_kfold_affine_transform_invariance(seed, n):
     s, y = tied_data(seed, n=n)
     s = np.round(s * 10)  # integers: affine maps with integer coefficients keep midpoints exact
     assume(0 < y.sum() < y.size)
-    a = kfold_accuracy(s, y)
-    b = kfold_accuracy(3 * s + 11, y)
+    a = pair_accuracy(s, y, convention="kfold-exact")
+    b = pair_accuracy(3 * s + 11, y, convention="kfold-exact")
     assert a.fold_accuracies.tolist() == b.fold_accuracies.tolist()
 
 
@@ -654,11 +654,11 @@ def test_exact_threshold_maximises_training_accuracy(seed, n):
     a, b, same = unit_pairs(seed, n, sep=1.5)
     cos = np.sum(a * b, 1)
     assume(0 < same.sum() < n)
-    exact = pair_accuracy(cos, same, "kfold-exact")
-    grid = pair_accuracy(cos, same, "kfold-grid")
+    exact = pair_accuracy(cos, same, convention="kfold-exact")
+    grid = pair_accuracy(cos, same, convention="kfold-grid")
     assert np.all(exact.train_accuracies >= grid.train_accuracies - 1e-12)
     try:
-        youden = pair_accuracy(cos, same, "kfold-youden")
+        youden = pair_accuracy(cos, same, convention="kfold-youden")
     except ValueError:  # a training split without one class
         return
     assert np.all(exact.train_accuracies >= youden.train_accuracies - 1e-12)

@@ -1,29 +1,50 @@
-"""fr_bench.metrics: plain functions over arrays (numpy or torch, CPU or CUDA). No file I/O, no models.
+"""fr_bench.metrics: plain functions over arrays (numpy or torch, CPU or CUDA). No file I/O, no models, and no
+import of the rest of fr_bench: protocols, training and reports use only the names exported here.
 
-Every function states its exact definition and, where the field disagrees, takes the convention as an argument
-(``TAR_CONVENTIONS``, ``PAIR_ACCURACY_CONVENTIONS`` list them with who uses each).
+Every function states its exact definition and, where the field disagrees, takes the convention as a keyword
+(``TAR_CONVENTIONS``, ``PAIR_ACCURACY_CONVENTIONS`` list them with who uses each; one default per concept:
+``convention="strict"`` for TAR@FAR, ``DEFAULT_ACCURACY`` = "kfold-grid" for pair accuracy). Arrays are positional,
+every option is keyword-only. Every operating point (TAR@FAR, TPIR@FPIR, MegaFace) is an ``OperatingPoint``.
+
+Modules: ``verification`` (ROC, TAR@FAR, EER, AUC, reports), ``accuracy`` (pair accuracy), ``angular`` (MagFace),
+``identification`` (CMC, open-set TPIR@FPIR), ``megaface`` (distractor rank-1 and TAR@FAR in one pass),
+``distributions``, ``uncertainty`` (bootstrap intervals and replicates for caller-drawn weights), ``compare``
+(paired tests). Private: ``_roc`` (the ROC/count kernel), ``_kfold``, ``_replicates``, ``_common``, ``_checks``.
 """
 
-from fr_bench.metrics.distributions import DistributionOverlap, distribution_overlap
+from fr_bench.metrics._common import allowed_count
+from fr_bench.metrics._roc import DEFAULT_FARS, TAR_CONVENTIONS, OperatingPoint
+from fr_bench.metrics.accuracy import (
+    DEFAULT_ACCURACY,
+    PAIR_ACCURACY_CONVENTIONS,
+    KFoldResult,
+    kfold_correct,
+    pair_accuracy,
+)
+from fr_bench.metrics.angular import angular_heldout_scores, angular_kfold_accuracy, angular_scores
 from fr_bench.metrics.compare import (
     McNemarResult,
     mcnemar,
     paired_accuracy_difference,
     paired_bootstrap_difference,
 )
+from fr_bench.metrics.distributions import DistributionOverlap, distribution_overlap
 from fr_bench.metrics.identification import (
-    DistractorResult,
-    DistractorVerificationPoint,
     OpenSetPoint,
     OpenSetSearch,
     cmc,
-    distractor_rank1,
-    distractor_verification,
     ijb_1n_merged,
     ijb_1n_nist,
     mate_ranks,
     open_set_search,
     tpir_at_fpir,
+)
+from fr_bench.metrics.megaface import (
+    DistractorResult,
+    DistractorVerificationPoint,
+    distractor_metrics,
+    distractor_rank1,
+    distractor_verification,
 )
 from fr_bench.metrics.uncertainty import (
     Interval,
@@ -32,26 +53,27 @@ from fr_bench.metrics.uncertainty import (
     bootstrap_rate,
     bootstrap_tar_at_far,
     bootstrap_tpir_at_fpir,
+    draw_unit_weights,
+    per_unit_counts,
+    percentile_interval,
+    rate_replicates,
+    tar_replicates,
+    tpir_replicates,
 )
 from fr_bench.metrics.verification import (
-    DEFAULT_FARS,
-    PAIR_ACCURACY_CONVENTIONS,
-    TAR_CONVENTIONS,
-    KFoldResult,
-    OperatingPoint,
+    RocReport,
     VerificationReport,
-    angular_kfold_accuracy,
-    angular_scores,
+    downsample_roc,
     eer,
-    kfold_accuracy,
     operating_points,
-    pair_accuracy,
     roc,
+    roc_report,
     tar_at_far,
     verification_report,
 )
 
 __all__ = [
+    "DEFAULT_ACCURACY",
     "DEFAULT_FARS",
     "DistractorResult",
     "DistractorVerificationPoint",
@@ -63,8 +85,11 @@ __all__ = [
     "OpenSetSearch",
     "OperatingPoint",
     "PAIR_ACCURACY_CONVENTIONS",
+    "RocReport",
     "TAR_CONVENTIONS",
     "VerificationReport",
+    "allowed_count",
+    "angular_heldout_scores",
     "angular_kfold_accuracy",
     "angular_scores",
     "bootstrap_accuracy",
@@ -73,13 +98,16 @@ __all__ = [
     "bootstrap_tar_at_far",
     "bootstrap_tpir_at_fpir",
     "cmc",
+    "distractor_metrics",
     "distractor_rank1",
     "distractor_verification",
     "distribution_overlap",
+    "downsample_roc",
+    "draw_unit_weights",
     "eer",
     "ijb_1n_merged",
     "ijb_1n_nist",
-    "kfold_accuracy",
+    "kfold_correct",
     "mate_ranks",
     "mcnemar",
     "open_set_search",
@@ -87,8 +115,13 @@ __all__ = [
     "pair_accuracy",
     "paired_accuracy_difference",
     "paired_bootstrap_difference",
+    "per_unit_counts",
+    "percentile_interval",
+    "rate_replicates",
     "roc",
+    "roc_report",
     "tar_at_far",
     "tpir_at_fpir",
+    "tpir_replicates",
     "verification_report",
 ]

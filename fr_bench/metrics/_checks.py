@@ -46,18 +46,33 @@ def check_scores_labels(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarra
     if not np.isfinite(s).all():
         n_bad = int((~np.isfinite(s)).sum())
         raise ValueError(f"scores contain {n_bad} NaN or inf values; remove or fix them before evaluating")
-    if y.dtype == bool:
-        yb = y
-    else:
-        if not np.issubdtype(y.dtype, np.number):
-            raise ValueError(f"labels must be 0/1 or booleans, got dtype {y.dtype}")
-        bad = ~np.isin(y, (0, 1))
-        if bad.any():
-            raise ValueError(f"labels must be 1 (genuine) or 0 (impostor); found {np.unique(y[bad])[:5].tolist()}")
-        yb = y.astype(bool)
+    yb = check_binary(y, "labels", meaning="1 (genuine) or 0 (impostor)")
     n_gen = int(yb.sum())
     if n_gen == 0:
         raise ValueError("no genuine pairs (label 1): a verification metric needs both classes")
     if n_gen == yb.size:
         raise ValueError("no impostor pairs (label 0): a verification metric needs both classes")
     return s.astype(np.float64, copy=False), yb
+
+
+def check_binary(x: Any, name: str, meaning: str = "0/1 or booleans") -> np.ndarray:
+    """``x`` as a boolean numpy array; ``ValueError`` unless every value is 0, 1, False or True (so that a score
+    array passed where labels or outcomes belong, e.g. swapped arguments, is refused instead of read as booleans)."""
+    a = to_numpy(x, name)
+    if a.dtype == bool:
+        return a
+    if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+        raise ValueError(f"{name} must be {meaning}, got dtype {a.dtype}")
+    bad = ~np.isin(a, (0, 1))
+    if bad.any():
+        raise ValueError(f"{name} must be {meaning}; found {np.unique(a[bad])[:5].tolist()} "
+                         f"(were two arguments swapped?)")
+    return a.astype(bool)
+
+
+def check_level(level: float, n_boot: int) -> None:
+    """``ValueError`` unless ``0 < level < 1`` and ``n_boot >= 1`` (bootstrap interval arguments)."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")

@@ -14,15 +14,15 @@ from typing import Any
 import numpy as np
 from scipy.stats import binom
 
-from fr_bench.metrics._checks import check_scores_labels, to_numpy
+from fr_bench.metrics._checks import check_binary, check_level, check_scores_labels, to_numpy
+from fr_bench.metrics._replicates import unit_codes
 from fr_bench.metrics.uncertainty import (
     Interval,
-    _check_level,
-    _interval,
-    _prepare,
-    _tar_replicates,
     draw_unit_weights,
     per_unit_counts,
+    percentile_interval,
+    rate_replicates,
+    tar_replicates,
 )
 
 __all__ = ["McNemarResult", "mcnemar", "paired_accuracy_difference", "paired_bootstrap_difference"]
@@ -44,14 +44,10 @@ def mcnemar(correct_a: Any, correct_b: Any) -> McNemarResult:
     """Exact McNemar test: under H0 (equal error rates) the ``n = b + c`` discordant items split as
     Binomial(n, 1/2); ``p = min(1, 2 * P(X <= min(b, c)))`` (the two-sided binomial test, symmetric case);
     ``p = 1`` when there is no discordant item."""
-    a = to_numpy(correct_a, "correct_a").reshape(-1)
-    bb = to_numpy(correct_b, "correct_b").reshape(-1)
+    a = check_binary(correct_a, "correct_a").reshape(-1)
+    bb = check_binary(correct_b, "correct_b").reshape(-1)
     if a.shape != bb.shape or a.size == 0:
         raise ValueError(f"correct_a and correct_b must be non-empty and of one length, got {a.size}, {bb.size}")
-    for name, x in (("correct_a", a), ("correct_b", bb)):
-        if x.dtype != bool and not np.isin(x, (0, 1)).all():
-            raise ValueError(f"{name} must hold booleans or 0/1")
-    a, bb = a.astype(bool), bb.astype(bool)
     b = int(np.sum(a & ~bb))
     c = int(np.sum(~a & bb))
     n = b + c
@@ -60,7 +56,7 @@ def mcnemar(correct_a: Any, correct_b: Any) -> McNemarResult:
 
 
 def paired_bootstrap_difference(scores_a: Any, scores_b: Any, labels: Any, unit_a: Any, unit_b: Any | None = None,
-                                far: float = 1e-4, convention: str = "strict", n_boot: int = 1000,
+                                *, far: float = 1e-4, convention: str = "strict", n_boot: int = 1000,
                                 level: float = 0.95, seed: int | None = 0, unit: str = "subject") -> Interval:
     """Bootstrap interval of ``TAR_A@far - TAR_B@far`` for two models scored on the same pairs.
 
@@ -69,35 +65,32 @@ def paired_bootstrap_difference(scores_a: Any, scores_b: Any, labels: Any, unit_
     percentile interval of the replicate differences; ``point`` is the observed difference. An interval that
     excludes 0 means the difference is significant at ``1 - level`` (two-sided).
     """
-    _check_level(level, n_boot)
+    check_level(level, n_boot)
     sa, _ = check_scores_labels(scores_a, labels)
     sb, _ = check_scores_labels(scores_b, labels)
     if sa.shape != sb.shape:
         raise ValueError(f"the two models must be scored on the same pairs: {sa.size} vs {sb.size} scores")
-    da, dev_a = _prepare(scores_a, labels, unit_a, unit_b)
-    db, dev_b = _prepare(scores_b, labels, unit_a, unit_b)
-    ones = np.ones((1, da.n_units), np.int32)
-    point = (_tar_replicates(da, ones, [far], convention, dev_a) - _tar_replicates(db, ones, [far], convention,
-                                                                                    dev_b))[0, 0]
-    w = draw_unit_weights(da.n_units, n_boot, seed)
-    reps = _tar_replicates(da, w, [far], convention, dev_a)[0] - _tar_replicates(db, w, [far], convention, dev_b)[0]
-    return _interval(float(point), reps, level, unit)
+    _, _, n_units = unit_codes(unit_a, unit_b, sa.size)
+    # row 0: all ones (the point); rows 1..: one shared draw for both models
+    w = np.vstack([np.ones((1, n_units), np.int32), draw_unit_weights(n_units, n_boot, seed=seed)])
+    diff = (tar_replicates(scores_a, labels, unit_a, unit_b, w, fars=[far], convention=convention)[0]
+            - tar_replicates(scores_b, labels, unit_a, unit_b, w, fars=[far], convention=convention)[0])
+    return percentile_interval(float(diff[0]), diff[1:], level=level, unit=unit)
 
 
-def paired_accuracy_difference(correct_a: Any, correct_b: Any, units: Any | None = None, n_boot: int = 1000,
+def paired_accuracy_difference(correct_a: Any, correct_b: Any, units: Any | None = None, *, n_boot: int = 1000,
                                level: float = 0.95, seed: int | None = 0, unit: str = "pair") -> Interval:
     """Bootstrap interval of ``accuracy_A - accuracy_B`` over the same items (pairs, probes), resampling ``units``
     (default: each item its own unit; or folds / subjects, one per item). A replicate's accuracy is correct items
     over items with the drawn multiplicities, identical weights for both models."""
-    _check_level(level, n_boot)
-    a = to_numpy(correct_a, "correct_a").reshape(-1).astype(bool)
-    b = to_numpy(correct_b, "correct_b").reshape(-1).astype(bool)
+    check_level(level, n_boot)
+    a = check_binary(correct_a, "correct_a").reshape(-1)
+    b = check_binary(correct_b, "correct_b").reshape(-1)
     if a.shape != b.shape or a.size == 0:
         raise ValueError(f"correct_a and correct_b must be non-empty and of one length, got {a.size}, {b.size}")
     u = np.arange(a.size) if units is None else to_numpy(units, "units").reshape(-1)
     _, succ_a, trials = per_unit_counts(a, u)
     _, succ_b, _ = per_unit_counts(b, u)
-    w = draw_unit_weights(trials.size, n_boot, seed).astype(np.float64)
-    den = w @ trials
-    reps = (w @ (succ_a - succ_b)) / den
-    return _interval(float((succ_a.sum() - succ_b.sum()) / trials.sum()), reps, level, unit)
+    w = draw_unit_weights(trials.size, n_boot, seed=seed)
+    reps = rate_replicates(succ_a, trials, w) - rate_replicates(succ_b, trials, w)
+    return percentile_interval(float((succ_a.sum() - succ_b.sum()) / trials.sum()), reps, level=level, unit=unit)

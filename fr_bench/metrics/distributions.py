@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
 from fr_bench.metrics._checks import to_numpy
+from fr_bench.metrics._common import ToDict
 
 
 @dataclass(frozen=True)
-class DistributionOverlap:
+class DistributionOverlap(ToDict):
     """Summary of how far apart the genuine and impostor score distributions are (see ``distribution_overlap``)."""
 
     dprime: float
@@ -31,19 +32,6 @@ class DistributionOverlap:
     genuine_counts: np.ndarray
     impostor_counts: np.ndarray
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (arrays -> lists, NaN/inf -> None)."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, np.ndarray):
-                out[f.name] = [None if isinstance(x, float) and not math.isfinite(x) else x for x in v.tolist()]
-            elif isinstance(v, float):
-                out[f.name] = v if math.isfinite(v) else None
-            else:
-                out[f.name] = v
-        return out
-
 
 def _scores(x: Any, name: str) -> np.ndarray:
     a = to_numpy(x, name)
@@ -59,7 +47,7 @@ def _scores(x: Any, name: str) -> np.ndarray:
     return a
 
 
-def distribution_overlap(genuine: Any, impostor: Any, bins: int | Sequence[float] = 200,
+def distribution_overlap(genuine: Any, impostor: Any, *, bins: int | Sequence[float] = 200,
                          range: tuple[float, float] | None = None) -> DistributionOverlap:
     """Compare genuine and impostor score samples (1-D numpy arrays or torch tensors).
 

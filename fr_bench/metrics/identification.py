@@ -1,7 +1,7 @@
-"""Identification metrics: closed-set CMC, open-set TPIR@FPIR (NIST, IJB-B/C), MegaFace challenge 1.
+"""Identification metrics: closed-set CMC, open-set TPIR@FPIR (NIST, IJB-B/C), the merged-gallery shortcut.
 
-Features are compared by cosine similarity: every function L2-normalises its inputs itself (a zero vector is an
-error). Inputs are numpy arrays or torch tensors (CPU or CUDA); matrix products and reductions run in torch on the
+MegaFace challenge 1 is in ``megaface``. Features are compared by cosine similarity: every function L2-normalises
+its inputs itself (a zero vector is an error). Inputs are numpy arrays or torch tensors (CPU or CUDA); matrix products and reductions run in torch on the
 device of the probe tensor (or ``device``), in the dtype of the inputs (float32 stays float32). The score matrix is
 never materialised beyond one block (``block_size`` rows or columns, see each function).
 
@@ -10,9 +10,11 @@ Conventions, stated once:
   mated score``. With several gallery entries of the probe's identity, the best one counts (a probe hits at rank k if
   any entry of its identity is among the top k); ties between the mate and a non-mate are resolved in the mate's
   favour.
-- Open-set alarm rule: a search raises an alarm at threshold ``t`` when its score is strictly greater than ``t``
-  (``score > t``). Rates are integer counts over integer totals; a target rate ``r`` over ``n`` searches allows
-  ``floor(r * n)`` alarms, computed in exact decimal arithmetic (``0.29 * 100`` allows 29, not 28).
+- Open-set reading (strict, as TAR@FAR's): a target rate ``r`` over ``n`` non-mated searches allows ``k =
+  floor(r * n)`` alarms (``allowed_count``: exact decimal arithmetic, ``0.29 * 100`` allows 29, not 28); alarms are
+  the searches scoring above the (k+1)-th largest non-mated score. The point is an ``OperatingPoint`` whose
+  ``threshold`` is the lowest score raising an alarm (alarm iff ``score >= threshold``, as for every operating
+  point). Rates are integer counts over integer totals.
 - Ties are decided on the computed float scores. Two mathematically equal similarities (a duplicated feature
   vector in the gallery or among the distractors) can differ by one ulp, since BLAS rounds a dot product
   differently depending on where it sits in the matrix product, so such a tie is not guaranteed to be seen as one.
@@ -22,24 +24,21 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from fr_bench.metrics._checks import is_torch, to_numpy
+from fr_bench.metrics._common import allowed_count, dense_codes
+from fr_bench.metrics._roc import OperatingPoint, strict_point_from_top
 
 __all__ = [
-    "DistractorResult",
-    "DistractorVerificationPoint",
     "OpenSetPoint",
     "OpenSetSearch",
     "allowed_count",
     "cmc",
-    "distractor_rank1",
-    "distractor_verification",
     "ijb_1n_merged",
     "ijb_1n_nist",
     "mate_ranks",
@@ -49,13 +48,6 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------------------------- input handling
-
-
-def allowed_count(rate: float, n: int) -> int:
-    """``floor(rate * n)`` in exact decimal arithmetic (the rate as written, e.g. ``1e-3``, not its binary float)."""
-    if not (0.0 <= float(rate) <= 1.0):
-        raise ValueError(f"a rate must lie in [0, 1], got {rate}")
-    return int(math.floor(Decimal(repr(float(rate))) * int(n)))
 
 
 def _features(x: Any, name: str, device: torch.device | str | None = None) -> torch.Tensor:
@@ -91,9 +83,8 @@ def _ids(x: Any, n: int, name: str) -> np.ndarray:
 
 def _codes(probe_ids: np.ndarray, gallery_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes of both id arrays in one shared vocabulary (ids may be ints or strings)."""
-    _, inverse = np.unique(np.concatenate([probe_ids, gallery_ids]), return_inverse=True)
-    inverse = inverse.reshape(-1).astype(np.int64)
-    return inverse[: probe_ids.shape[0]], inverse[probe_ids.shape[0]:]
+    _, (pc, gc) = dense_codes(probe_ids, gallery_ids)
+    return pc, gc
 
 
 # --------------------------------------------------------------------------------------------------- searching
@@ -114,7 +105,7 @@ class OpenSetSearch:
     top_score: np.ndarray
 
 
-def open_set_search(probe: Any, probe_ids: Any, gallery: Any, gallery_ids: Any,
+def open_set_search(probe: Any, probe_ids: Any, gallery: Any, gallery_ids: Any, *,
                     block_size: int = 4096) -> OpenSetSearch:
     """Search every probe against the gallery by cosine similarity, ``block_size`` probes at a time.
 
@@ -152,9 +143,9 @@ def open_set_search(probe: Any, probe_ids: Any, gallery: Any, gallery_ids: Any,
     return OpenSetSearch(mated=mate_rank > 0, mate_rank=mate_rank, mate_score=mate_score, top_score=top_score)
 
 
-def mate_ranks(probe: Any, probe_ids: Any, gallery: Any, gallery_ids: Any, block_size: int = 4096) -> np.ndarray:
+def mate_ranks(probe: Any, probe_ids: Any, gallery: Any, gallery_ids: Any, *, block_size: int = 4096) -> np.ndarray:
     """Closed-set rank of each probe's best mate (int64, >= 1). Raises ``ValueError`` if a probe has no mate."""
-    search = open_set_search(probe, probe_ids, gallery, gallery_ids, block_size)
+    search = open_set_search(probe, probe_ids, gallery, gallery_ids, block_size=block_size)
     if not search.mated.all():
         pid = _ids(probe_ids, search.mated.shape[0], "probe_ids")
         missing = np.unique(pid[~search.mated])
@@ -173,61 +164,46 @@ def _cmc_from_ranks(ranks: np.ndarray, ks: Sequence[int]) -> dict[int, float]:
     return out
 
 
-def cmc(probe: Any, probe_ids: Any, gallery: Any, gallery_ids: Any, ranks: Sequence[int] = (1, 5, 10, 20),
+def cmc(probe: Any, probe_ids: Any, gallery: Any, gallery_ids: Any, *, ranks: Sequence[int] = (1, 5, 10, 20),
         block_size: int = 4096) -> dict[int, float]:
     """Closed-set cumulative match characteristic: ``{k: (#probes whose mate rank <= k) / #probes}``.
 
     The gallery may hold several entries per identity (the best-scoring one counts); ties are resolved in the mate's
     favour (module docstring). Every probe's identity must be in the gallery (``ValueError`` otherwise).
     """
-    return _cmc_from_ranks(mate_ranks(probe, probe_ids, gallery, gallery_ids, block_size), ranks)
+    return _cmc_from_ranks(mate_ranks(probe, probe_ids, gallery, gallery_ids, block_size=block_size), ranks)
 
 
 # ---------------------------------------------------------------------------------------------- open set (NIST)
 
 
-@dataclass(frozen=True)
-class OpenSetPoint:
-    """One open-set operating point. ``threshold``: alarm when score > threshold. ``fpir``: realised FPIR."""
-
-    target_fpir: float
-    tpir: float
-    fpir: float
-    threshold: float
-    n_mated: int
-    n_nonmated: int
-    resolvable: bool
+#: An open-set operating point is an ``OperatingPoint`` (the one operating-point type), read as: ``target_far`` the
+#: target FPIR, ``tar`` the TPIR, ``far`` the realised FPIR, ``n_genuine`` / ``n_impostor`` the mated / non-mated
+#: searches, ``threshold`` the lowest score raising an alarm (alarm iff ``score >= threshold``).
+OpenSetPoint = OperatingPoint
 
 
-def _open_set_points(search: OpenSetSearch, fpirs: Sequence[float], rank: int) -> dict[float, OpenSetPoint]:
+def _open_set_points(search: OpenSetSearch, fpirs: Sequence[float], rank: int) -> dict[float, OperatingPoint]:
     if rank < 1:
         raise ValueError(f"rank must be >= 1, got {rank}")
     nonmated = np.sort(search.top_score[~search.mated])[::-1]
-    n_nm = int(nonmated.shape[0])
-    n_m = int(search.mated.sum())
     hit = search.mated & (search.mate_rank <= rank)
-    hit_scores = search.mate_score[hit]
-    out: dict[float, OpenSetPoint] = {}
+    n_m, n_nm = int(search.mated.sum()), int(nonmated.shape[0])
+    out: dict[float, OperatingPoint] = {}
     for target in fpirs:
-        target = float(target)
-        k = allowed_count(target, n_nm)
-        if n_m == 0 or k < 1:
+        point = strict_point_from_top(float(target), nonmated, n_nm, search.mate_score[hit], n_m)
+        if not point.resolvable:
             why = "no mated probes" if n_m == 0 else (
-                f"{n_nm} non-mated searches cannot resolve FPIR={target:g} (needs >= {math.ceil(1 / target)})")
-            warnings.warn(f"TPIR at FPIR={target:g} is not resolvable: {why}", stacklevel=3)
-            out[target] = OpenSetPoint(target, math.nan, math.nan, math.nan, n_m, n_nm, False)
-            continue
-        # Most permissive threshold whose alarm count does not exceed k: the (k+1)-th largest non-mated score.
-        threshold = float(nonmated[k]) if k < n_nm else -math.inf
-        n_alarm = int((nonmated > threshold).sum())
-        tpir = int((hit_scores > threshold).sum()) / n_m
-        out[target] = OpenSetPoint(target, tpir, n_alarm / n_nm, threshold, n_m, n_nm, True)
+                f"{n_nm} non-mated searches cannot resolve FPIR={float(target):g} "
+                f"(needs >= {math.ceil(1 / float(target))})")
+            warnings.warn(f"TPIR at FPIR={float(target):g} is not resolvable: {why}", stacklevel=3)
+        out[float(target)] = point
     return out
 
 
-def tpir_at_fpir(probe: Any, probe_ids: Any, gallery: Any, gallery_ids: Any,
+def tpir_at_fpir(probe: Any, probe_ids: Any, gallery: Any, gallery_ids: Any, *,
                  fpirs: Sequence[float] = (1e-3, 1e-2, 1e-1), rank: int = 1,
-                 block_size: int = 4096) -> dict[float, OpenSetPoint]:
+                 block_size: int = 4096) -> dict[float, OperatingPoint]:
     """Open-set identification (NIST definition, IJB-B/C 1:N): TPIR at FPIR for one gallery.
 
     Probes whose identity has a gallery entry are mated, the others non-mated.
@@ -236,10 +212,11 @@ def tpir_at_fpir(probe: Any, probe_ids: Any, gallery: Any, gallery_ids: Any,
     For a target FPIR ``f`` the threshold is the most permissive one with ``#alarms <= floor(f * #non-mated)``:
     the (k+1)-th largest non-mated top score. Targets with ``f * #non-mated < 1`` are not resolvable: NaN + warning.
     """
-    return _open_set_points(open_set_search(probe, probe_ids, gallery, gallery_ids, block_size), fpirs, rank)
+    search = open_set_search(probe, probe_ids, gallery, gallery_ids, block_size=block_size)
+    return _open_set_points(search, fpirs, rank)
 
 
-def ijb_1n_nist(probe: Any, probe_ids: Any, galleries: Mapping[str, tuple[Any, Any]],
+def ijb_1n_nist(probe: Any, probe_ids: Any, galleries: Mapping[str, tuple[Any, Any]], *,
                 fpirs: Sequence[float] = (1e-3, 1e-2, 1e-1), ranks: Sequence[int] = (1, 5, 10),
                 block_size: int = 4096, searches: Mapping[str, OpenSetSearch] | None = None) -> dict[str, Any]:
     """IJB-B/C 1:N as NIST defines it: each gallery (G1, G2 / S1, S2) searched separately.
@@ -254,18 +231,19 @@ def ijb_1n_nist(probe: Any, probe_ids: Any, galleries: Mapping[str, tuple[Any, A
         raise ValueError("galleries is empty: give at least one (features, ids) gallery")
     per: dict[str, Any] = {}
     for name, (feats, ids) in galleries.items():
-        search = searches[name] if searches is not None else open_set_search(probe, probe_ids, feats, ids, block_size)
+        search = (searches[name] if searches is not None
+                  else open_set_search(probe, probe_ids, feats, ids, block_size=block_size))
         mated_ranks = search.mate_rank[search.mated]
         if mated_ranks.size == 0:
             raise ValueError(f"gallery {name!r}: no probe is mated (no probe identity in the gallery)")
         per[name] = {"cmc": _cmc_from_ranks(mated_ranks, ranks), "tpir": _open_set_points(search, fpirs, 1),
                      "n_mated": int(search.mated.sum()), "n_nonmated": int((~search.mated).sum())}
     mean_cmc = {int(k): float(np.mean([r["cmc"][int(k)] for r in per.values()])) for k in ranks}
-    mean_tpir = {float(f): float(np.mean([r["tpir"][float(f)].tpir for r in per.values()])) for f in fpirs}
+    mean_tpir = {float(f): float(np.mean([r["tpir"][float(f)].tar for r in per.values()])) for f in fpirs}
     return {"galleries": per, "mean": {"cmc": mean_cmc, "tpir": mean_tpir}}
 
 
-def ijb_1n_merged(probe: Any, probe_ids: Any, galleries: Mapping[str, tuple[Any, Any]],
+def ijb_1n_merged(probe: Any, probe_ids: Any, galleries: Mapping[str, tuple[Any, Any]], *,
                   fars: Sequence[float] = (1e-2, 1e-1), ranks: Sequence[int] = (1, 5, 10),
                   block_size: int = 4096) -> dict[str, Any]:
     """The widespread IJB 1:N shortcut (insightface ``IJB_1N.py``): NOT the NIST TPIR@FPIR.
@@ -293,7 +271,7 @@ def ijb_1n_merged(probe: Any, probe_ids: Any, galleries: Mapping[str, tuple[Any,
                          f"{uniq[counts > 1][:5].tolist()} have several")
     p = _features(probe, "probe", device=device)
     pid = _ids(probe_ids, p.shape[0], "probe_ids")
-    ranks_arr = mate_ranks(p, pid, g, gid, block_size)
+    ranks_arr = mate_ranks(p, pid, g, gid, block_size=block_size)
     pc, gc = _codes(pid, gid)
     dtype = torch.promote_types(p.dtype, g.dtype)
     pn, gn = _normalise(p.to(dtype), "probe"), _normalise(g.to(dtype), "gallery")
@@ -328,155 +306,3 @@ def ijb_1n_merged(probe: Any, probe_ids: Any, galleries: Mapping[str, tuple[Any,
         thresholds[f] = float(th)
     return {"cmc": _cmc_from_ranks(ranks_arr, ranks), "rate_at_far": rate, "threshold": thresholds,
             "convention": "insightface merged gallery (NOT NIST TPIR@FPIR)"}
-
-
-# ------------------------------------------------------------------------------------------------- MegaFace
-
-
-@dataclass(frozen=True)
-class DistractorResult:
-    """MegaFace challenge 1 identification: ``rank1 = n_correct / n_queries``."""
-
-    rank1: float
-    n_queries: int
-    n_correct: int
-    n_distractors: int
-    #: per identity (for a bootstrap by subject): identity ids, correct queries, queries
-    identities: np.ndarray | None = field(default=None, compare=False, repr=False)
-    correct_per_identity: np.ndarray | None = field(default=None, compare=False, repr=False)
-    queries_per_identity: np.ndarray | None = field(default=None, compare=False, repr=False)
-
-
-@dataclass(frozen=True)
-class DistractorVerificationPoint:
-    """MegaFace verification at one FAR (strict reading; accept when score > threshold)."""
-
-    target_far: float
-    tar: float
-    far: float
-    threshold: float
-    n_genuine: int
-    n_impostor: int
-    resolvable: bool
-
-
-def _distractor_pass(probe: Any, distractors: Any, block_size: int, device: torch.device | str | None,
-                     keep_top: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """One pass over the distractors in blocks of ``block_size`` rows.
-
-    Returns the normalised probes, the max distractor score per probe, the ``keep_top`` largest probe-distractor
-    scores overall (descending; a running top-k merge) and the number of distractors.
-    """
-    if block_size < 1:
-        raise ValueError(f"block_size must be >= 1, got {block_size}")
-    p = _features(probe, "probe", device=device)
-    d = distractors if is_torch(distractors) else torch.from_numpy(np.asarray(to_numpy(distractors, "distractors")))
-    if d.ndim != 2 or d.shape[0] == 0:
-        raise ValueError(f"distractors must be a non-empty 2-D array, got shape {tuple(d.shape)}")
-    if d.shape[1] != p.shape[1]:
-        raise ValueError(f"probe and distractor dimensions differ: {p.shape[1]} vs {d.shape[1]}")
-    dtype = torch.promote_types(p.dtype, d.dtype if d.is_floating_point() else p.dtype)
-    pn = _normalise(p.to(dtype), "probe")
-    best = torch.full((pn.shape[0],), -math.inf, dtype=dtype, device=pn.device)
-    top = torch.empty(0, dtype=dtype, device=pn.device)
-    n_d = int(d.shape[0])
-    for start in range(0, n_d, block_size):
-        blk = d[start:start + block_size].to(device=pn.device, dtype=dtype)
-        bn = _normalise(blk, f"distractors[{start}:{start + blk.shape[0]}]")
-        if pn.device.type == "cpu":  # numpy's BLAS is the faster CPU GEMM here (measured in bench/metrics_bench.py)
-            s = torch.from_numpy(pn.numpy() @ bn.numpy().T)
-        else:
-            s = pn @ bn.T
-        torch.maximum(best, s.max(dim=1).values, out=best)
-        if keep_top:
-            flat = s.reshape(-1)
-            if top.numel() >= keep_top:  # only scores above the current k-th largest can enter the top k
-                flat = flat[flat > top[-1]]
-            else:  # a cheap lower bound of the k-th largest: the k-th largest of the per-row top scores
-                per_row = min(s.shape[1], -(-keep_top // s.shape[0]))
-                bound_pool = torch.cat([top, torch.topk(s, per_row, dim=1).values.reshape(-1)])
-                if bound_pool.numel() >= keep_top:
-                    flat = flat[flat >= torch.topk(bound_pool, keep_top).values[-1]]
-            merged = torch.cat([top, flat])
-            top = torch.topk(merged, min(keep_top, merged.numel())).values
-    return pn, best, top, n_d
-
-
-def _same_identity_pairs(pid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All unordered pairs (i < j) of probe indices with the same identity."""
-    order = np.argsort(pid, kind="stable")
-    _, starts, counts = np.unique(pid[order], return_index=True, return_counts=True)
-    ii, jj = [], []
-    for s, c in zip(starts, counts):
-        if c > 1:
-            a, b = np.triu_indices(c, k=1)
-            ii.append(order[s + a])
-            jj.append(order[s + b])
-    if not ii:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    return np.concatenate(ii), np.concatenate(jj)
-
-
-def distractor_rank1(probe: Any, probe_ids: Any, distractors: Any, block_size: int = 65536,
-                     device: torch.device | str | None = None) -> DistractorResult:
-    """MegaFace challenge 1 rank-1 identification rate with ``distractors`` as the gallery.
-
-    Procedure (the devkit's): for each identity, each probe image in turn is the query and every OTHER image of the
-    same identity in turn is the single mate added to the distractor gallery; queries = all ordered pairs (query,
-    mate) of distinct images of one identity. A query succeeds if the mate's score is strictly greater than the
-    highest distractor score (a tie counts as a failure). Identities with one image give no query.
-    The max distractor score per probe is computed once, in blocks of ``block_size`` distractors (memory:
-    ``n_probe x block_size`` scores); then all mate comparisons are cheap.
-    """
-    p_in = _features(probe, "probe", device=device)
-    pid = _ids(probe_ids, p_in.shape[0], "probe_ids")
-    pn, best, _, n_d = _distractor_pass(p_in, distractors, block_size, device, keep_top=0)
-    ii, jj = _same_identity_pairs(pid)
-    if ii.size == 0:
-        raise ValueError("no identity has two probe images: MegaFace identification has no query")
-    ti, tj = torch.from_numpy(ii).to(pn.device), torch.from_numpy(jj).to(pn.device)
-    mate = (pn[ti] * pn[tj]).sum(dim=1)
-    # ordered pairs: (i queries, j is the mate) and (j queries, i is the mate); same score, each side's max
-    ok = ((mate > best[ti]).to(torch.int64) + (mate > best[tj]).to(torch.int64)).cpu().numpy()
-    identities, code = np.unique(pid[ii], return_inverse=True)
-    correct = np.bincount(code.reshape(-1), weights=ok, minlength=identities.size).astype(np.int64)
-    queries = 2 * np.bincount(code.reshape(-1), minlength=identities.size)
-    n_correct, n_queries = int(correct.sum()), int(queries.sum())
-    return DistractorResult(n_correct / n_queries, n_queries, n_correct, n_d, identities, correct, queries)
-
-
-def distractor_verification(probe: Any, probe_ids: Any, distractors: Any, fars: Sequence[float] = (1e-6,),
-                            block_size: int = 65536,
-                            device: torch.device | str | None = None) -> dict[float, DistractorVerificationPoint]:
-    """MegaFace challenge 1 verification: TAR at FAR, strict reading.
-
-    Genuine pairs: unordered pairs of distinct probe images of one identity. Impostor pairs: every (probe,
-    distractor) pair, ``P * N`` of them, never stored: only the ``floor(max_far * P * N) + 1`` largest scores are kept
-    with a running top-k merge across blocks. For a target ``f``: ``k = floor(f * P * N)`` allowed false accepts,
-    threshold = the (k+1)-th largest impostor score, accept when score > threshold; ``tar = #(genuine > threshold) /
-    #genuine``; ``far`` = realised rate. Targets with ``f * P * N < 1`` are not resolvable (NaN + warning).
-    """
-    p_in = _features(probe, "probe", device=device)
-    pid = _ids(probe_ids, p_in.shape[0], "probe_ids")
-    n_d_rows = int(distractors.shape[0])
-    n_imp = int(p_in.shape[0]) * n_d_rows
-    ks = {float(f): allowed_count(f, n_imp) for f in fars}
-    keep = min(max(ks.values()) + 1, n_imp)
-    pn, _, top, _ = _distractor_pass(p_in, distractors, block_size, device, keep_top=keep)
-    ii, jj = _same_identity_pairs(pid)
-    if ii.size == 0:
-        raise ValueError("no identity has two probe images: MegaFace verification has no genuine pair")
-    ti, tj = torch.from_numpy(ii).to(pn.device), torch.from_numpy(jj).to(pn.device)
-    genuine = (pn[ti] * pn[tj]).sum(dim=1)
-    n_gen = int(ii.size)
-    out = {}
-    for f, k in ks.items():
-        if k < 1:
-            warnings.warn(f"MegaFace TAR at FAR={f:g} is not resolvable with {n_imp} impostor pairs", stacklevel=2)
-            out[f] = DistractorVerificationPoint(f, math.nan, math.nan, math.nan, n_gen, n_imp, False)
-            continue
-        threshold = top[k] if k < top.numel() else torch.tensor(-math.inf, dtype=top.dtype, device=top.device)
-        n_fa = int((top > threshold).sum())
-        out[f] = DistractorVerificationPoint(f, int((genuine > threshold).sum()) / n_gen, n_fa / n_imp,
-                                             float(threshold), n_gen, n_imp, True)
-    return out

@@ -2,29 +2,19 @@
 
 The bootstrap resamples the INDEPENDENT unit, not the pair: on IJB-B/C and MegaFace the pairs of one subject are
 correlated, so a replicate draws subjects with replacement; on the 10-fold sets it draws folds or pairs (caller's
-choice, see ``bootstrap_accuracy``). A replicate is a vector of multiplicities ``w_u`` (multinomial counts, the
-number of times unit ``u`` was drawn, sum = number of units), never a re-sampled copy of the data:
+choice, see ``bootstrap_accuracy``). A replicate is a row of unit multiplicities ``w_u`` (multinomial counts, the
+number of times unit ``u`` was drawn, sum = number of units; :func:`draw_unit_weights`), never a re-sampled copy
+of the data. Pair weights (module ``_replicates``): ``w_a * w_b`` for a pair between units ``a != b``, ``w_a`` for a
+pair within one unit; every replicate statistic is the point estimate's definition on integer-weighted counts.
 
-- pair weight (two units, e.g. the two subjects of a template pair): ``w_a * w_b`` when ``a != b`` (the replicate
-  holds ``w_a`` copies of subject a and ``w_b`` of subject b, hence ``w_a * w_b`` copies of every pair between
-  them) and ``w_a`` when ``a == b`` (a subject's own pairs are part of that subject: they come with each copy of it;
-  squaring would count pairs between two copies of one subject, which are not pairs of the protocol).
-  With one unit per pair (``unit_b=None``) the weight is ``w_unit``.
-- Every replicate statistic is the same definition as the point estimate, evaluated with integer weights as
-  counts (the weighted ROC; ``floor(far * weighted n_impostor)`` exactly in integers).
+Two layers, both public:
+- ``bootstrap_*``: draw the weights, compute the replicates and the point, return an :class:`Interval`.
+- ``*_replicates(..., weights)``: the replicate values for weights the caller drew, so that several statistics
+  (e.g. the galleries of IJB 1:N and their mean) share one draw; :func:`percentile_interval` turns them into an
+  :class:`Interval`. Weight columns are the units' sorted distinct values (``numpy.unique`` order).
 
 Interval: percentile (``low``/``high`` = quantiles ``(1-level)/2`` and ``(1+level)/2`` of the replicates, numpy's
 linear interpolation; replicates where the statistic is undefined, e.g. no genuine pair drawn, are left out).
-
-Speed (TAR@FAR, strict and interpolated): the top ``1.25 * max_far * n_impostor`` impostor scores are selected
-(partition) and sorted once. A replicate's threshold for target ``f`` sits where its weighted impostor count
-reaches ``floor(f * N_r)``, near position ``f * n_impostor``: an anchor there gets each replicate's exact weighted
-count before it from one product with the unit x unit pair-count matrix (sparse or dense), and only a window
-around the anchor is scanned (gather, multiply, cumulative sum, searchsorted on (replicates x window) integer
-matrices; replicates sorted by how far they must go, so each chunk's window is narrow). A replicate whose
-threshold falls outside its window is redone with a wider one (up to the whole list): never a silent truncation.
-Weighted totals use the same pair-count products. Torch runs it, on the GPU for CUDA score tensors. "nearest"
-(scikit-learn's dropped points depend on each replicate's weights) is exact but runs one replicate at a time.
 """
 
 from __future__ import annotations
@@ -32,14 +22,14 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
-from fr_bench.metrics._checks import check_scores_labels, is_torch, to_numpy
-from fr_bench.metrics.verification import _canonical_tar_convention, _eer_from_counts, _read_operating_points
+from fr_bench.metrics import _replicates as _rep
+from fr_bench.metrics._checks import check_binary, check_level, to_numpy
+from fr_bench.metrics._common import dense_codes
+from fr_bench.metrics._roc import DEFAULT_FARS
 
 __all__ = [
     "Interval",
@@ -50,13 +40,11 @@ __all__ = [
     "bootstrap_tpir_at_fpir",
     "draw_unit_weights",
     "per_unit_counts",
+    "percentile_interval",
+    "rate_replicates",
+    "tar_replicates",
+    "tpir_replicates",
 ]
-
-_CHUNK_ELEMENTS = 1 << 25  # replicates x slice elements per chunk (about 128 MB per int32 matrix)
-_DENSE_UNITS = 6000  # unit x unit count matrix kept dense up to this many units
-_CHUNK_ROWS = 64  # replicates per chunk at most (chunks of similar replicates keep windows narrow)
-_WINDOW_MARGIN = 2048  # impostor positions added on each side of a window
-_ANCHOR_MIN = 32768  # targets this deep in the sorted impostors get an anchored window instead of a prefix scan
 
 
 @dataclass(frozen=True)
@@ -72,10 +60,10 @@ class Interval:
     method: str = "percentile"
 
 
-# ------------------------------------------------------------------------------------------------------ helpers
+# ---------------------------------------------------------------------------------------------- weights, intervals
 
 
-def draw_unit_weights(n_units: int, n_boot: int, seed: int | None = 0) -> np.ndarray:
+def draw_unit_weights(n_units: int, n_boot: int, *, seed: int | None = 0) -> np.ndarray:
     """``(n_boot, n_units)`` int32 multiplicities: each row counts ``n_units`` uniform draws of a unit with
     replacement (a multinomial draw), seeded with numpy's default generator."""
     if n_units < 1 or n_boot < 1:
@@ -86,415 +74,44 @@ def draw_unit_weights(n_units: int, n_boot: int, seed: int | None = 0) -> np.nda
     return np.bincount(draws.ravel(), minlength=n_boot * n_units).reshape(n_boot, n_units).astype(np.int32)
 
 
-def _check_level(level: float, n_boot: int) -> None:
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+def _check_weights(weights: Any, n_units: int) -> np.ndarray:
+    w = np.asarray(weights)
+    if w.ndim != 2 or not np.issubdtype(w.dtype, np.integer) or (w < 0).any():
+        raise ValueError(f"weights must be a 2-D (replicates x units) array of non-negative integers, got "
+                         f"shape {w.shape} dtype {w.dtype}")
+    if w.shape[1] != n_units:
+        raise ValueError(f"weights has {w.shape[1]} unit columns for {n_units} units")
+    return w
 
 
-def _interval(point: float, replicates: np.ndarray, level: float, unit: str) -> Interval:
-    reps = np.asarray(replicates, dtype=np.float64)
-    reps = reps[np.isfinite(reps)]
+def percentile_interval(point: float, replicates: Any, *, level: float, unit: str) -> Interval:
+    """The percentile interval of ``point`` from bootstrap ``replicates`` (non-finite replicates, where the statistic
+    is undefined, are left out; ``n_boot`` counts them all). NaN bounds when ``point`` is not finite or no replicate
+    is."""
+    check_level(level, 1)
+    reps_all = np.asarray(replicates, dtype=np.float64).reshape(-1)
+    reps = reps_all[np.isfinite(reps_all)]
     if reps.size == 0 or not math.isfinite(point):
-        return Interval(float(point), math.nan, math.nan, level, int(np.asarray(replicates).size), unit)
+        return Interval(float(point), math.nan, math.nan, level, int(reps_all.size), unit)
     low, high = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
-    return Interval(float(point), float(low), float(high), level, int(np.asarray(replicates).size), unit)
-
-
-def _unit_codes(unit_a: Any, unit_b: Any | None, n: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Dense integer codes 0..U-1 for the units of each pair side (one shared vocabulary)."""
-    a = to_numpy(unit_a, "unit_a").reshape(-1)
-    b = a if unit_b is None else to_numpy(unit_b, "unit_b").reshape(-1)
-    if a.shape[0] != n or b.shape[0] != n:
-        raise ValueError(f"units must have one entry per pair ({n}), got {a.shape[0]} and {b.shape[0]}")
-    if np.issubdtype(a.dtype, np.integer) and np.issubdtype(b.dtype, np.integer) and n and \
-            min(a.min(), b.min()) >= 0 and max(a.max(), b.max()) < (1 << 24):
-        present = np.zeros(int(max(a.max(), b.max())) + 1, dtype=bool)
-        present[a] = True
-        present[b] = True
-        code = np.cumsum(present) - 1
-        return code[a].astype(np.int64), code[b].astype(np.int64), int(present.sum())
-    _, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
-    inv = inv.reshape(-1).astype(np.int64)
-    return inv[:n], inv[n:], int(inv.max()) + 1
+    return Interval(float(point), float(low), float(high), level, int(reps_all.size), unit)
 
 
 def per_unit_counts(success: Any, units: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(unit values, successes per unit, trials per unit)`` from one boolean outcome per trial (e.g. per probe)."""
-    ok = to_numpy(success, "success").reshape(-1).astype(bool)
+    """``(unit values, successes per unit, trials per unit)`` from one boolean outcome per trial (e.g. per probe);
+    units sorted as ``numpy.unique`` sorts them (the weight columns of :func:`rate_replicates`)."""
+    ok = check_binary(success, "success").reshape(-1)
     u = to_numpy(units, "units").reshape(-1)
     if u.shape != ok.shape:
         raise ValueError(f"success and units differ in length: {ok.shape[0]} vs {u.shape[0]}")
-    values, inv = np.unique(u, return_inverse=True)
-    inv = inv.reshape(-1)
+    values, (inv,) = dense_codes(u)
     return values, np.bincount(inv, weights=ok, minlength=values.size), np.bincount(inv, minlength=values.size)
 
 
-def _far_fractions(fars: Sequence[float]) -> list[Fraction]:
-    out = []
-    for f in fars:
-        if not 0.0 < float(f) < 1.0:
-            raise ValueError(f"FAR targets must lie in (0, 1) for the bootstrap, got {f}")
-        out.append(Fraction(repr(float(f))))
-    if not out:
-        raise ValueError("fars is empty")
-    return out
+# ------------------------------------------------------------------------------------------------------ rates
 
 
-# ------------------------------------------------------------------------------------------- weighted pair data
-
-
-class _Slice:
-    """The top impostors in descending score order (whole tie groups) with their unit indices."""
-
-    def __init__(self, s: np.ndarray, a: np.ndarray, b: np.ndarray, complete: bool):
-        self.s, self.a, self.b, self.complete = s, a, b, complete
-        self.n = int(s.size)
-
-    def group_start(self, i: int) -> int:
-        """First index of the tie group holding index ``i``."""
-        return int(np.searchsorted(-self.s, -self.s[i], side="left"))
-
-    def group_end(self, i: int) -> int:
-        """One past the last index of the tie group holding index ``i``."""
-        return int(np.searchsorted(-self.s, -self.s[i], side="right"))
-
-
-class _Pairs:
-    """Pairs prepared once for weighted replicates: unit indices into ``W_ext``, genuine scores sorted ascending,
-    and the top impostors sorted descending on demand (``top``).
-
-    ``W_ext`` is a replicate's weight matrix with one extra column of ones (index ``n_units``): a pair's weight is
-    ``W_ext[:, a] * W_ext[:, b_eff]`` where ``b_eff = n_units`` for same-unit pairs (linear weight).
-    """
-
-    def __init__(self, scores: np.ndarray, labels: np.ndarray, ca: np.ndarray, cb: np.ndarray, n_units: int):
-        self.n_units = n_units
-        b_eff = np.where(ca == cb, n_units, cb)
-        imp = ~labels
-        self.s_imp, self.a_imp, self.b_imp = scores[imp], ca[imp], b_eff[imp]
-        self.n_imp = int(self.s_imp.size)
-        gen_order = np.argsort(scores[labels], kind="stable")
-        self.g_asc = scores[labels][gen_order]
-        self.ga = ca[labels][gen_order]
-        self.gb = b_eff[labels][gen_order]
-        self._top: _Slice | None = None
-
-    def top(self, length: int) -> _Slice:
-        """At least the ``length`` highest impostors (extended to a whole tie group), sorted descending."""
-        length = max(1, min(int(length), self.n_imp))
-        if self._top is not None and (self._top.n >= length or self._top.complete):
-            return self._top
-        if length >= self.n_imp:
-            idx = np.arange(self.n_imp)
-        else:
-            kth = np.partition(self.s_imp, self.n_imp - length)[self.n_imp - length]
-            idx = np.flatnonzero(self.s_imp >= kth)
-        idx = idx[np.argsort(-self.s_imp[idx], kind="stable")]
-        self._top = _Slice(self.s_imp[idx], self.a_imp[idx], self.b_imp[idx], idx.size == self.n_imp)
-        return self._top
-
-    def weighted_count(self, w: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Per replicate row of ``w``: the sum of the weights of the pairs ``(a, b)`` (int64, exact), from the
-        unit-pair count matrix (sparse or dense) instead of one gather per pair."""
-        n_u = self.n_units
-        wf = w.astype(np.float64)
-        same = b == n_u
-        total = wf @ np.bincount(a[same], minlength=n_u).astype(np.float64)
-        ca, cb = a[~same], b[~same]
-        if ca.size == 0:
-            return np.rint(total).astype(np.int64)
-        if n_u > _DENSE_UNITS or 8 * ca.size < n_u * n_u:
-            import scipy.sparse as sp
-
-            counts = sp.csr_matrix((np.ones(ca.size), (ca, cb)), shape=(n_u, n_u))
-            total += np.einsum("ur,ur->r", counts @ wf.T, wf.T)
-        else:  # integer counts and weights: float32 is exact while every partial sum stays below 2**24
-            counts = np.bincount(ca * n_u + cb, minlength=n_u * n_u).reshape(n_u, n_u)
-            exact32 = int(w.max(initial=0)) * int(counts.sum(axis=0).max()) < (1 << 24)
-            ft = np.float32 if exact32 else np.float64
-            total += np.einsum("ru,ru->r", (w.astype(ft) @ counts.astype(ft)).astype(np.float64), wf)
-        return np.rint(total).astype(np.int64)
-
-    def impostor_totals(self, w: np.ndarray) -> np.ndarray:
-        """Weighted impostor count of each replicate (int64)."""
-        return self.weighted_count(w, self.a_imp, self.b_imp)
-
-
-def _prepare(scores: Any, labels: Any, unit_a: Any, unit_b: Any | None) -> tuple[_Pairs, torch.device]:
-    s, y = check_scores_labels(scores, labels)
-    ca, cb, n_units = _unit_codes(unit_a, unit_b, s.shape[0])
-    device = scores.device if is_torch(scores) else torch.device("cpu")
-    return _Pairs(s, y, ca, cb, n_units), device
-
-
-def _ext(w: np.ndarray, device: torch.device) -> torch.Tensor:
-    wt = torch.from_numpy(np.ascontiguousarray(w)).to(device)
-    return torch.cat([wt, torch.ones((wt.shape[0], 1), dtype=wt.dtype, device=device)], dim=1)
-
-
-# ------------------------------------------------------------------------------------------------- TAR@FAR kernel
-
-
-def _window_tar(sl: _Slice, d: _Pairs, we: torch.Tensor, lo: int, hi: int, base: torch.Tensor, k: torch.Tensor,
-                n: torch.Tensor, frac: Fraction, convention: str, gen_prefix: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """TAR of each replicate (rows of ``we``) at one FAR, from the slice window ``[lo, hi)`` whose preceding
-    weighted impostor count is ``base``. Returns ``(tar, ok)``; ``ok`` False where the threshold is outside."""
-    device = we.device
-    ia = torch.from_numpy(sl.a[lo:hi]).to(device)
-    ib = torch.from_numpy(sl.b[lo:hi]).to(device)
-    cw = torch.cumsum(we[:, ia] * we[:, ib], dim=1, dtype=torch.int64) + base[:, None]
-    j = torch.searchsorted(cw, k[:, None].contiguous(), right=True)[:, 0]  # first index with cumulative > k
-    ok = (base <= k) & ((j < hi - lo) | torch.tensor(sl.complete and hi == sl.n, device=device))
-    jj = j.clamp(max=hi - lo - 1)
-    s_win = torch.from_numpy(sl.s[lo:hi]).to(device)
-    tau = s_win[jj]  # accept when score > tau
-    g_asc = torch.from_numpy(d.g_asc).to(device)
-    g_tot = gen_prefix[:, -1]
-    tp_gt = g_tot - gen_prefix.gather(1, torch.searchsorted(g_asc, tau, right=True)[:, None])[:, 0]
-    tar = tp_gt.to(torch.float64) / g_tot.to(torch.float64)
-    if convention == "interpolated":  # windows hold whole tie groups, so tau's group is inside
-        first = torch.searchsorted(-s_win, -tau, right=False)
-        last = torch.searchsorted(-s_win, -tau, right=True) - 1
-        cw_ext = torch.cat([base[:, None], cw], dim=1)
-        fp_gt = cw_ext.gather(1, first[:, None])[:, 0].to(torch.float64)
-        fp_ge = cw_ext.gather(1, (last + 1)[:, None])[:, 0].to(torch.float64)
-        tp_ge = g_tot - gen_prefix.gather(1, torch.searchsorted(g_asc, tau, right=False)[:, None])[:, 0]
-        nf = n.to(torch.float64)
-        fpr_lo, fpr_hi = fp_gt / nf, fp_ge / nf
-        tpr_hi = tp_ge.to(torch.float64) / g_tot.to(torch.float64)
-        tar = tar + (float(frac) - fpr_lo) * (tpr_hi - tar) / (fpr_hi - fpr_lo)
-    return tar, ok
-
-
-def _vectorised_tar(d: _Pairs, w: np.ndarray, n_imp_w: np.ndarray, fracs: list[Fraction], convention: str,
-                    device: torch.device) -> np.ndarray:
-    """``(F, R)`` TAR (strict or interpolated) of each replicate row of ``w``.
-
-    For each target the replicates' thresholds lie near position ``far * n_impostor`` of the sorted impostors: an
-    anchor ``a`` there, the exact weighted count before it (``weighted_count``, one sparse/dense product), and
-    a window around it sized from the spread of ``k - count`` over the chunk, with slack. A replicate whose
-    threshold falls outside its window is redone with a wider one, up to the whole slice (never truncated).
-    """
-    out = np.full((len(fracs), w.shape[0]), np.nan)
-    d.top(int(1.25 * max(float(f) for f in fracs) * d.n_imp) + 4096)
-    for fi, frac in enumerate(fracs):
-        k_all = (n_imp_w * frac.numerator) // frac.denominator
-        expected = int(float(frac) * d.n_imp)
-        sl = d.top(int(1.25 * expected) + 4096)
-        anchor = 0 if expected < _ANCHOR_MIN else sl.group_start(min(expected, sl.n - 1))
-        base_all = d.weighted_count(w, sl.a[:anchor], sl.b[:anchor]) if anchor else np.zeros(w.shape[0], np.int64)
-        todo, slack, margin = np.arange(w.shape[0]), 1.25, _WINDOW_MARGIN
-        while todo.size:
-            offset = k_all[todo] - base_all[todo]  # weighted count still to go past the anchor
-            by_offset = np.argsort(offset, kind="stable")  # chunks of similar offsets get narrow windows
-            todo, offset = todo[by_offset], offset[by_offset]
-            span = int(offset.max() - offset.min()) + int(slack * np.abs(offset).max())
-            chunk = max(1, _CHUNK_ELEMENTS // (span + 4 * margin + 1))
-            if anchor:  # windows around an anchor: few similar replicates per chunk keep them narrow
-                chunk = min(chunk, _CHUNK_ROWS)
-            failed = []
-            for start in range(0, todo.size, chunk):
-                rows = todo[start:start + chunk]
-                off_lo, off_hi = int(offset[start:start + chunk].min()), int(offset[start:start + chunk].max())
-                # the weight per impostor position between anchor and threshold is assumed in [1/slack, slack]
-                want_lo = anchor + int(math.floor(off_lo * (slack if off_lo < 0 else 1 / slack))) - margin
-                want_hi = anchor + int(math.ceil(off_hi * (slack if off_hi > 0 else 1 / slack))) + margin
-                if want_hi > sl.n and not sl.complete:
-                    sl = d.top(max(want_hi, 2 * sl.n))
-                lo = 0 if want_lo <= 0 else sl.group_start(min(want_lo, sl.n - 1))
-                hi = sl.n if want_hi >= sl.n else sl.group_end(want_hi)
-                we = _ext(w[rows], device)
-                # weighted count before lo: the anchor's count -/+ the weights between lo and the anchor
-                left, right = min(lo, anchor), max(lo, anchor)
-                ia = torch.from_numpy(sl.a[left:right]).to(device)
-                ib = torch.from_numpy(sl.b[left:right]).to(device)
-                between = (we[:, ia] * we[:, ib]).sum(dim=1, dtype=torch.int64)
-                base = torch.from_numpy(base_all[rows]).to(device) + (between if lo > anchor else -between)
-                wg = we[:, torch.from_numpy(d.ga).to(device)] * we[:, torch.from_numpy(d.gb).to(device)]
-                gen_prefix = torch.cat([torch.zeros((wg.shape[0], 1), dtype=torch.int64, device=device),
-                                        torch.cumsum(wg, dim=1, dtype=torch.int64)], dim=1)
-                k = torch.from_numpy(k_all[rows]).to(device)
-                n = torch.from_numpy(n_imp_w[rows]).to(device)
-                tar, ok = _window_tar(sl, d, we, lo, hi, base, k, n, frac, convention, gen_prefix)
-                out[fi, rows] = tar.cpu().numpy()
-                failed.extend(rows[~ok.cpu().numpy()].tolist())
-            todo = np.asarray(failed, dtype=np.int64)
-            # the margin grows too: a replicate with nothing left to count past the anchor (offset 0, e.g. k = 0)
-            # whose next weighted impostors lie beyond the margin (zero-weight units) needs a wider window
-            slack, margin = slack * 4, margin * 4
-            if todo.size and slack > 1e6:  # cannot happen with consistent inputs; guard against looping
-                raise RuntimeError("bootstrap TAR@FAR: could not place a replicate's threshold")
-    return out
-
-
-def _merged_slice(d: _Pairs, sl: _Slice) -> dict[str, np.ndarray]:
-    """The slice's impostors and the genuine pairs scoring at least as high, merged in descending score order,
-    with the start of each tie group (computed once per slice, shared by all replicates)."""
-    floor = -np.inf if sl.complete else sl.s[-1]
-    g_keep = d.g_asc >= floor
-    s = np.concatenate([sl.s, d.g_asc[g_keep]])
-    order = np.argsort(-s, kind="stable")
-    s = s[order]
-    return {"a": np.concatenate([sl.a, d.ga[g_keep]])[order],
-            "b": np.concatenate([sl.b, d.gb[g_keep]])[order],
-            "gen": np.concatenate([np.zeros(sl.n, bool), np.ones(int(g_keep.sum()), bool)])[order],
-            "starts": np.flatnonzero(np.r_[True, s[1:] != s[:-1]]), "s": s}
-
-
-def _nearest_one(d: _Pairs, sl: _Slice, m: dict[str, np.ndarray], w_row: np.ndarray, n_imp_w: int,
-                 fars: list[float]) -> tuple[np.ndarray, bool]:
-    """TAR ("nearest") of one replicate: weighted counts on the merged top slice ``m`` + one closing point for
-    everything below it, read by the verification kernel. ``ok`` is False unless the reading is final (see below)."""
-    we = np.append(w_row.astype(np.int64), 1)
-    weight = we[m["a"]] * we[m["b"]]
-    n_gen_w = int((we[d.ga] * we[d.gb]).sum())
-    dfp = np.add.reduceat(np.where(m["gen"], 0, weight), m["starts"])
-    dtp = np.add.reduceat(np.where(m["gen"], weight, 0), m["starts"])
-    present = (dfp + dtp) > 0  # scikit-learn drops zero-weight samples before building the curve
-    fps, tps, thr = np.cumsum(dfp[present]), np.cumsum(dtp[present]), m["s"][m["starts"]][present]
-    if not sl.complete:  # everything below the slice as one closing point
-        fps, tps, thr = np.append(fps, n_imp_w), np.append(tps, n_gen_w), np.append(thr, -np.inf)
-    points = _read_operating_points(fps, tps, thr, n_imp_w, n_gen_w, fars, "nearest")
-    tars = np.array([points[f].tar for f in fars])
-    if sl.complete:
-        return tars, True
-    if thr.size < 3:  # every point is next to the provisional closing point
-        return tars, False
-    # Exact iff, per target, the chosen point's kept/dropped status is final (it lies at or before the third-last
-    # point, whose neighbours are true points) and the last slice point is already farther from the target than
-    # it (every point beyond the slice has at least that FPR, and later points win ties in the reversed reading).
-    last_fpr = fps[-2] / n_imp_w
-    ok = all(p.threshold >= thr[-3] and last_fpr - f > abs(p.far - f) for f, p in points.items() if p.resolvable)
-    return tars, ok
-
-
-def _tar_replicates(d: _Pairs, w: np.ndarray, fars: Sequence[float], convention: str, device: torch.device,
-                    initial_length: int | None = None) -> np.ndarray:
-    """``(F, R)`` TAR of every replicate row of ``w`` (integer unit multiplicities); NaN where unresolvable."""
-    convention = _canonical_tar_convention(convention)
-    if convention == "nearest-reference":  # replicates of resolvable targets: the "nearest" reading
-        convention = "nearest"
-    fracs = _far_fractions(fars)
-    n_imp_w = d.impostor_totals(w)
-    if initial_length is not None:
-        d.top(initial_length)
-    if convention == "nearest":
-        out = np.empty((len(fracs), w.shape[0]))
-        length = initial_length or int(1.25 * max(float(f) for f in fracs) * d.n_imp) + 4096
-        todo = np.arange(w.shape[0])
-        while todo.size:
-            sl = d.top(length)
-            merged = _merged_slice(d, sl)
-            failed = []
-            for r in todo:
-                out[:, r], ok = _nearest_one(d, sl, merged, w[r], int(n_imp_w[r]), [float(f) for f in fars])
-                if not ok:
-                    failed.append(r)
-            todo = np.asarray(failed, dtype=np.int64)
-            length = 2 * sl.n
-    else:
-        out = _vectorised_tar(d, w, n_imp_w, fracs, convention, device)
-    # a target with no false accept allowed is unresolvable in that replicate
-    resolvable = np.stack([(n_imp_w * f.numerator) // f.denominator >= 1 for f in fracs])
-    return np.where(resolvable, out, np.nan)
-
-
-def bootstrap_tar_at_far(scores: Any, labels: Any, unit_a: Any, unit_b: Any | None = None,
-                         fars: Sequence[float] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1), convention: str = "strict",
-                         n_boot: int = 1000, level: float = 0.95, seed: int | None = 0,
-                         unit: str = "subject") -> dict[float, Interval]:
-    """Bootstrap intervals of TAR@FAR, resampling units (subjects) with replacement.
-
-    ``unit_a``/``unit_b``: the unit (subject id) of each side of each pair; ``unit_b=None`` makes each pair's unit
-    ``unit_a`` (e.g. ``unit_a = arange(n)`` resamples pairs). Pair weights: module docstring. ``convention``:
-    "strict", "interpolated" (vectorised) or "nearest" (exact too, one replicate at a time: slower). The point is
-    the same kernel with all weights 1 (equal to ``verification.tar_at_far``). Targets with
-    ``floor(far * n_impostor) < 1`` are unresolvable: NaN interval and a warning. Memory: ``n_boot x n_units``
-    weights plus chunks of about 2**25 slice elements.
-    """
-    _check_level(level, n_boot)
-    d, device = _prepare(scores, labels, unit_a, unit_b)
-    fars = [float(f) for f in fars]
-    point = _tar_replicates(d, np.ones((1, d.n_units), np.int32), fars, convention, device)[:, 0]
-    reps = _tar_replicates(d, draw_unit_weights(d.n_units, n_boot, seed), fars, convention, device)
-    bad = [f for f, p in zip(fars, point) if math.isnan(p)]
-    if bad:
-        warnings.warn(f"TAR@FAR not resolvable with {d.n_imp} impostor pairs for FAR {bad}: NaN interval",
-                      stacklevel=2)
-    return {f: _interval(p, reps[i], level, unit) for i, (f, p) in enumerate(zip(fars, point))}
-
-
-def bootstrap_tpir_at_fpir(search: Any, units: Any, fpirs: Sequence[float] = (1e-3, 1e-2, 1e-1), rank: int = 1,
-                           n_boot: int = 1000, level: float = 0.95, seed: int | None = 0) -> dict[float, Interval]:
-    """Bootstrap intervals of open-set TPIR@FPIR (NIST definition, ``identification.tpir_at_fpir``), resampling
-    probe subjects: ``search`` is an ``identification.OpenSetSearch``, ``units`` the subject of each probe.
-
-    Same kernel as TAR@FAR (strict reading): non-mated top scores play the impostors, mated probes the genuine
-    pairs, with the score of a mate found beyond ``rank`` set below every non-mated score (never accepted).
-    """
-    mated = np.asarray(search.mated, bool)
-    if mated.all() or not mated.any():
-        raise ValueError("TPIR@FPIR needs both mated and non-mated probes")
-    floor_score = float(np.min(search.top_score)) - 1.0
-    hit = mated & (search.mate_rank <= rank)
-    scores = np.where(mated, np.where(hit, search.mate_score, floor_score), search.top_score)
-    return bootstrap_tar_at_far(scores, mated, units, None, fpirs, "strict", n_boot, level, seed, unit="subject")
-
-
-# ------------------------------------------------------------------------------------------------------------ EER
-
-
-def bootstrap_eer(scores: Any, labels: Any, unit_a: Any, unit_b: Any | None = None, n_boot: int = 1000,
-                  level: float = 0.95, seed: int | None = 0, unit: str = "subject") -> Interval:
-    """Bootstrap interval of the EER (``verification.eer``'s definition on the weighted ROC), resampling units.
-
-    Works on the full sorted score list, replicates in chunks: O(n_boot x n_pairs) time. Meant for 10-fold sets and
-    medium sets; on IJB-sized sets prefer TAR@FAR.
-    """
-    _check_level(level, n_boot)
-    d, device = _prepare(scores, labels, unit_a, unit_b)
-    s = np.concatenate([d.s_imp, d.g_asc])
-    a = np.concatenate([d.a_imp, d.ga])
-    b = np.concatenate([d.b_imp, d.gb])
-    gen = np.concatenate([np.zeros(d.n_imp, bool), np.ones(d.g_asc.size, bool)])
-    order = np.argsort(-s, kind="stable")
-    s, a, b, gen = s[order], a[order], b[order], gen[order]
-    ends = np.r_[np.flatnonzero(s[1:] != s[:-1]), s.size - 1]  # last index of each tie group
-
-    def eers(w: np.ndarray) -> np.ndarray:
-        out = np.empty(w.shape[0])
-        chunk = max(1, _CHUNK_ELEMENTS // s.size)
-        ta, tb, tg = (torch.from_numpy(x).to(device) for x in (a, b, gen))
-        te = torch.from_numpy(ends).to(device)
-        for start in range(0, w.shape[0], chunk):
-            we = _ext(w[start:start + chunk], device).to(torch.int64)
-            pw = we[:, ta] * we[:, tb]
-            tps = torch.cumsum(torch.where(tg, pw, 0), dim=1)[:, te].cpu().numpy()
-            fps = torch.cumsum(torch.where(tg, 0, pw), dim=1)[:, te].cpu().numpy()
-            for r in range(tps.shape[0]):
-                # zero-weight groups repeat a point; harmless for the EER crossing
-                if fps[r, -1] == 0 or tps[r, -1] == 0:
-                    out[start + r] = math.nan
-                    continue
-                out[start + r] = _eer_from_counts(np.r_[0, fps[r]], np.r_[0, tps[r]])
-        return out
-
-    point = float(eers(np.ones((1, d.n_units), np.int32))[0])
-    return _interval(point, eers(draw_unit_weights(d.n_units, n_boot, seed)), level, unit)
-
-
-# ----------------------------------------------------------------------------------------------- rates, accuracy
-
-
-def bootstrap_rate(successes: Any, trials: Any, n_boot: int = 1000, level: float = 0.95, seed: int | None = 0,
-                   unit: str = "subject") -> Interval:
-    """Bootstrap interval of a pooled rate ``sum(successes) / sum(trials)`` over units (e.g. rank-1 by subject:
-    correct searches and searches per subject, from ``per_unit_counts``). A replicate is ``sum(w_u s_u) /
-    sum(w_u t_u)`` (ratio of weighted sums, one matrix product for all replicates)."""
-    _check_level(level, n_boot)
+def _rate_inputs(successes: Any, trials: Any) -> tuple[np.ndarray, np.ndarray]:
     succ = to_numpy(successes, "successes").reshape(-1).astype(np.float64)
     tri = to_numpy(trials, "trials").reshape(-1).astype(np.float64)
     if succ.shape != tri.shape or succ.size == 0:
@@ -503,14 +120,31 @@ def bootstrap_rate(successes: Any, trials: Any, n_boot: int = 1000, level: float
         raise ValueError("need 0 <= successes <= trials for every unit")
     if tri.sum() == 0:
         raise ValueError("no trials at all")
-    w = draw_unit_weights(succ.size, n_boot, seed).astype(np.float64)
+    return succ, tri
+
+
+def rate_replicates(successes: Any, trials: Any, weights: Any) -> np.ndarray:
+    """``(R,)`` replicate rates ``sum(w_u s_u) / sum(w_u t_u)`` (the ratio of weighted sums) for unit multiplicities
+    ``weights`` (R x units, columns in the order of ``successes``/``trials``); NaN where a replicate has no
+    trial."""
+    succ, tri = _rate_inputs(successes, trials)
+    w = _check_weights(weights, succ.size).astype(np.float64)
     den = w @ tri
     with np.errstate(invalid="ignore", divide="ignore"):
-        reps = np.where(den > 0, (w @ succ) / den, np.nan)
-    return _interval(float(succ.sum() / tri.sum()), reps, level, unit)
+        return np.where(den > 0, (w @ succ) / den, np.nan)
 
 
-def bootstrap_accuracy(correct: Any, folds: Any | None = None, unit: str = "pair", n_boot: int = 1000,
+def bootstrap_rate(successes: Any, trials: Any, *, n_boot: int = 1000, level: float = 0.95, seed: int | None = 0,
+                   unit: str = "subject") -> Interval:
+    """Bootstrap interval of a pooled rate ``sum(successes) / sum(trials)`` over units (e.g. rank-1 by subject:
+    correct searches and searches per subject, from ``per_unit_counts``); replicates: :func:`rate_replicates`."""
+    check_level(level, n_boot)
+    succ, tri = _rate_inputs(successes, trials)
+    reps = rate_replicates(succ, tri, draw_unit_weights(succ.size, n_boot, seed=seed))
+    return percentile_interval(float(succ.sum() / tri.sum()), reps, level=level, unit=unit)
+
+
+def bootstrap_accuracy(correct: Any, folds: Any | None = None, *, unit: str = "pair", n_boot: int = 1000,
                        level: float = 0.95, seed: int | None = 0) -> Interval:
     """Bootstrap interval of a pair accuracy from per-pair correctness (each pair judged with its fold's threshold).
 
@@ -519,7 +153,7 @@ def bootstrap_accuracy(correct: Any, folds: Any | None = None, unit: str = "pair
     pairs / pairs in the replicate; with 10 folds the interval is coarse (at most 10 distinct fold values).
     ``unit="subject"`` or any other name: ``folds`` gives the unit of each pair.
     """
-    ok = to_numpy(correct, "correct").reshape(-1).astype(bool)
+    ok = check_binary(correct, "correct").reshape(-1)
     if unit == "pair":
         units = np.arange(ok.size)
     else:
@@ -527,4 +161,88 @@ def bootstrap_accuracy(correct: Any, folds: Any | None = None, unit: str = "pair
             raise ValueError(f"unit={unit!r} needs `folds`: the {unit} of each pair")
         units = to_numpy(folds, "folds").reshape(-1)
     _, succ, tri = per_unit_counts(ok, units)
-    return bootstrap_rate(succ, tri, n_boot, level, seed, unit=unit)
+    return bootstrap_rate(succ, tri, n_boot=n_boot, level=level, seed=seed, unit=unit)
+
+
+# --------------------------------------------------------------------------------------------- TAR@FAR, TPIR@FPIR
+
+
+def tar_replicates(scores: Any, labels: Any, unit_a: Any, unit_b: Any | None, weights: Any, *,
+                   fars: Sequence[float] = DEFAULT_FARS, convention: str = "strict") -> np.ndarray:
+    """``(len(fars), R)`` TAR@FAR of each replicate row of ``weights`` (R x units; columns: the sorted distinct
+    values of ``unit_a`` and ``unit_b`` together), on the weighted ROC under ``convention`` (``TAR_CONVENTIONS``;
+    "nearest-reference" gives the "nearest" replicates). NaN where a replicate cannot resolve the target
+    (``floor(far * weighted n_impostor) < 1``). A row of ones gives the point estimate (equal to ``tar_at_far``).
+    """
+    d, device = _rep.prepare(scores, labels, unit_a, unit_b)
+    w = _check_weights(weights, d.n_units)
+    return _rep.tar_replicates(d, w, [float(f) for f in fars], convention, device)
+
+
+def bootstrap_tar_at_far(scores: Any, labels: Any, unit_a: Any, unit_b: Any | None = None, *,
+                         fars: Sequence[float] = DEFAULT_FARS, convention: str = "strict", n_boot: int = 1000,
+                         level: float = 0.95, seed: int | None = 0, unit: str = "subject") -> dict[float, Interval]:
+    """Bootstrap intervals of TAR@FAR, resampling units (subjects) with replacement.
+
+    ``unit_a``/``unit_b``: the unit (subject id) of each side of each pair; ``unit_b=None`` makes each pair's unit
+    ``unit_a`` (e.g. ``unit_a = arange(n)`` resamples pairs). ``convention``: any of ``TAR_CONVENTIONS`` (all
+    exact; strict and interpolated vectorised over replicates). The point is the same kernel with all weights 1
+    (equal to ``verification.tar_at_far``). Targets with ``floor(far * n_impostor) < 1`` are unresolvable: NaN
+    interval and a warning. Memory: ``n_boot x n_units`` weights plus chunks of about 2**25 slice elements.
+    """
+    check_level(level, n_boot)
+    d, device = _rep.prepare(scores, labels, unit_a, unit_b)
+    fars = [float(f) for f in fars]
+    point = _rep.tar_replicates(d, np.ones((1, d.n_units), np.int32), fars, convention, device)[:, 0]
+    reps = _rep.tar_replicates(d, draw_unit_weights(d.n_units, n_boot, seed=seed), fars, convention, device)
+    bad = [f for f, p in zip(fars, point) if math.isnan(p)]
+    if bad:
+        warnings.warn(f"TAR@FAR not resolvable with {d.n_imp} impostor pairs for FAR {bad}: NaN interval",
+                      stacklevel=2)
+    return {f: percentile_interval(p, reps[i], level=level, unit=unit) for i, (f, p) in enumerate(zip(fars, point))}
+
+
+def _tpir_scores(search: Any, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """Open-set searches as verification scores: non-mated top scores play the impostors, mated probes the genuine
+    pairs, a mate found beyond ``rank`` scored below every non-mated score (never accepted)."""
+    mated = check_binary(search.mated, "search.mated").reshape(-1)
+    if mated.all() or not mated.any():
+        raise ValueError("TPIR@FPIR needs both mated and non-mated probes")
+    floor_score = float(np.min(search.top_score)) - 1.0
+    hit = mated & (np.asarray(search.mate_rank) <= rank)
+    return np.where(mated, np.where(hit, search.mate_score, floor_score), search.top_score), mated
+
+
+def tpir_replicates(search: Any, units: Any, weights: Any, *, fpirs: Sequence[float] = (1e-3, 1e-2, 1e-1),
+                    rank: int = 1) -> np.ndarray:
+    """``(len(fpirs), R)`` TPIR@FPIR (NIST, ``identification.tpir_at_fpir``) of one gallery's ``OpenSetSearch``
+    for each replicate row of ``weights`` (R x units; columns: the sorted distinct ``units``, one per probe):
+    the strict TAR@FAR kernel on :func:`_tpir_scores`."""
+    scores, mated = _tpir_scores(search, rank)
+    return tar_replicates(scores, mated, units, None, weights, fars=fpirs, convention="strict")
+
+
+def bootstrap_tpir_at_fpir(search: Any, units: Any, *, fpirs: Sequence[float] = (1e-3, 1e-2, 1e-1), rank: int = 1,
+                           n_boot: int = 1000, level: float = 0.95, seed: int | None = 0) -> dict[float, Interval]:
+    """Bootstrap intervals of open-set TPIR@FPIR (NIST definition, ``identification.tpir_at_fpir``), resampling
+    probe subjects: ``search`` is an ``identification.OpenSetSearch``, ``units`` the subject of each probe."""
+    scores, mated = _tpir_scores(search, rank)
+    return bootstrap_tar_at_far(scores, mated, units, None, fars=fpirs, convention="strict", n_boot=n_boot,
+                                level=level, seed=seed, unit="subject")
+
+
+# ------------------------------------------------------------------------------------------------------------ EER
+
+
+def bootstrap_eer(scores: Any, labels: Any, unit_a: Any, unit_b: Any | None = None, *, n_boot: int = 1000,
+                  level: float = 0.95, seed: int | None = 0, unit: str = "subject") -> Interval:
+    """Bootstrap interval of the EER (``verification.eer``'s definition on the weighted ROC), resampling units.
+
+    Works on the full sorted score list, replicates in chunks: O(n_boot x n_pairs) time. Meant for 10-fold sets and
+    medium sets; on IJB-sized sets prefer TAR@FAR.
+    """
+    check_level(level, n_boot)
+    d, device = _rep.prepare(scores, labels, unit_a, unit_b)
+    point = float(_rep.eer_replicates(d, np.ones((1, d.n_units), np.int32), device)[0])
+    reps = _rep.eer_replicates(d, draw_unit_weights(d.n_units, n_boot, seed=seed), device)
+    return percentile_interval(point, reps, level=level, unit=unit)

@@ -177,7 +177,7 @@ def _nist_intervals(result: ProtocolResult, searches: Mapping[str, Any], unit: n
     from fr_bench.metrics.uncertainty import draw_unit_weights
 
     n_units = int(unit.max()) + 1
-    weights = draw_unit_weights(n_units, n_boot, seed)
+    weights = draw_unit_weights(n_units, n_boot, seed=seed)
     rank_reps: dict[int, list[np.ndarray]] = {k: [] for k in ranks}
     tpir_reps: dict[float, list[np.ndarray]] = {f: [] for f in fpirs}
     for g, search in searches.items():
@@ -214,10 +214,10 @@ def _flatten_nist(result: ProtocolResult, out: Mapping[str, Any]) -> None:
         for f, point in block["tpir"].items():
             name = f"{gname}/tpir@fpir={far_name(f)}"
             p = op_dict(point)
-            result.metrics[name] = float(p["tpir"])
+            result.metrics[name] = float(p["tar"])  # an OperatingPoint: tar = TPIR
             result.operating_points[name] = p
             if not p["resolvable"]:
-                result.flags.append(f"{name}: not resolvable with {p['n_nonmated']} non-mated searches; NaN")
+                result.flags.append(f"{name}: not resolvable with {p['n_impostor']} non-mated searches; NaN")
         result.details[f"{gname}/searches"] = {"mated": block["n_mated"], "nonmated": block["n_nonmated"]}
     for k, rate in out["mean"]["cmc"].items():
         result.metrics[f"rank{k}"] = float(rate)

@@ -116,7 +116,7 @@ class KFace(Protocol):
                  seed: int = 0) -> ProtocolResult:
         """Per list: TAR@FAR / EER / AUC (shared path ``scoring.score_verification``) and accuracy; intervals and
         per-pair arrays: module docstring."""
-        from fr_bench.metrics.verification import kfold_correct, pair_accuracy
+        from fr_bench.metrics import kfold_correct, pair_accuracy
 
         chosen = self.choose(conventions)
         tar_conv, acc_conv = chosen["tar"], chosen["accuracy"]

@@ -245,7 +245,7 @@ class MegaFace(Protocol):
     def evaluate(self, embeddings: np.ndarray, norms: np.ndarray | None = None, *,
                  conventions: Mapping[str, str] | None = None, ci: float | None = None, n_boot: int = 1000,
                  seed: int = 0) -> ProtocolResult:
-        from fr_bench.metrics.identification import distractor_rank1, distractor_verification
+        from fr_bench.metrics import distractor_metrics
 
         given = (conventions or {}).get("megaface_cleaning", self.cleaning)
         if given != self.cleaning:
@@ -256,13 +256,12 @@ class MegaFace(Protocol):
         if self.cleaning == "arcface-devkit-variant":
             probe, dis = self._arcface_variant(probe, dis)
         fars = tuple(self.spec.get("metrics", {}).get("fars", (1e-6,)))
-        rank1 = distractor_rank1(probe, self.probe_codes, dis, device=self.device)
-        ver = distractor_verification(probe, self.probe_codes, dis, fars=fars, device=self.device)
+        rank1, ver = distractor_metrics(probe, self.probe_codes, dis, fars=fars, device=self.device)  # one pass
         result = ProtocolResult(protocol=self.name, metrics={"rank1": rank1.rank1},
                                 conventions={"megaface_cleaning": self.cleaning,
                                              "rank1": "devkit: each probe queries with one other image of its "
                                                       "identity added to the distractors; success iff it outranks all",
-                                             "tar": "strict (accept iff score > threshold)",
+                                             "tar": "strict (accept iff score >= threshold)",
                                              "score": f"cosine of L2-normalised {FLIP_FEATURES[chosen['flip']]}",
                                              "flip": chosen["flip"]})
         for far, point in ver.items():

@@ -305,7 +305,7 @@ class PairProtocol(Protocol):
         """See the module docstring. Rows that are not finite (images the extractor skipped with
         ``skip_bad_images``) drop the pairs that use them; the result is flagged and counts what was scored."""
         from fr_bench.metrics import pair_accuracy
-        from fr_bench.metrics.verification import angular_heldout_scores, angular_kfold_accuracy, kfold_correct
+        from fr_bench.metrics import angular_heldout_scores, angular_kfold_accuracy, kfold_correct
 
         skipped = ~np.isfinite(np.asarray(embeddings)).all(axis=1)
         if skipped.ndim == 1 and skipped.any() and skipped.size == len(self.images):

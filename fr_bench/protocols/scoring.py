@@ -199,10 +199,9 @@ def rate_replicates(successes: np.ndarray, trials: np.ndarray, weights: np.ndarr
     """``(n_boot,)`` replicate rates ``sum(w s) / sum(w t)`` for unit multiplicities ``weights`` (n_boot x units):
     the replicate of :func:`fr_bench.metrics.uncertainty.bootstrap_rate`, exposed so several galleries can share
     one draw (NaN where a replicate has no trial)."""
-    w = weights.astype(np.float64)
-    den = w @ np.asarray(trials, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (w @ np.asarray(successes, dtype=np.float64)) / den, np.nan)
+    from fr_bench.metrics import rate_replicates as replicates
+
+    return replicates(successes, trials, weights)
 
 
 def tpir_replicates(search: Any, units: np.ndarray, fpirs: Sequence[float], weights: np.ndarray) -> np.ndarray:
@@ -210,20 +209,13 @@ def tpir_replicates(search: Any, units: np.ndarray, fpirs: Sequence[float], weig
     multiplicities ``weights`` (columns: the sorted distinct ``units``), the replicates of
     :func:`fr_bench.metrics.uncertainty.bootstrap_tpir_at_fpir` with a draw shared across galleries (so the mean
     over galleries gets its own interval)."""
-    from fr_bench.metrics.uncertainty import _prepare, _tar_replicates
+    from fr_bench.metrics import tpir_replicates as replicates
 
-    mated = np.asarray(search.mated, bool)
-    floor_score = float(np.min(search.top_score)) - 1.0  # a mate found beyond rank 1 is never accepted
-    hit = mated & (search.mate_rank <= 1)
-    scores = np.where(mated, np.where(hit, search.mate_score, floor_score), search.top_score)
-    pairs, device = _prepare(scores, mated, units, None)
-    if pairs.n_units != weights.shape[1]:
-        raise ValueError(f"{weights.shape[1]} weight columns for {pairs.n_units} units")
-    return _tar_replicates(pairs, weights, [float(f) for f in fpirs], "strict", device)
+    return replicates(search, units, weights, fpirs=fpirs, rank=1)
 
 
 def replicate_interval(point: float, replicates: np.ndarray, *, ci: float, unit: str) -> dict[str, Any]:
     """The result-file interval of ``point`` from bootstrap ``replicates`` (percentile; undefined ones dropped)."""
-    from fr_bench.metrics.uncertainty import _interval
+    from fr_bench.metrics import percentile_interval
 
-    return interval_dict(_interval(float(point), np.asarray(replicates, dtype=np.float64), ci, unit))
+    return interval_dict(percentile_interval(float(point), replicates, level=ci, unit=unit))
