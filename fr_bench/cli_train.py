@@ -115,7 +115,8 @@ def study_evaluator(test_root: Path, results: Path, device: str | None) -> Any:
 
     def run(checkpoint: Path, which: str, name: str) -> Any:
         if which == "synthetic":
-            return _scored(evaluate(checkpoint, "folder", test_root, out=results, name=name, device=device))
+            return _scored(evaluate(checkpoint, "folder", test_root, out=results, name=name, device=device,
+                                    options={"pairs": str(test_root / "pairs.txt")}))
         if which == "demo":
             return _scored(evaluate(checkpoint, "demo", out=results, name=name, device=device))
         raise ValueError(f"unknown study evaluation {which!r}")

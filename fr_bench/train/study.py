@@ -52,7 +52,7 @@ class StudyConfig:
     train_data: dict[str, Any] = field(default_factory=lambda: {
         "num_classes": 200, "images_per_class": 48, "image_size": 64, "imbalance": 0.6, "min_images": 4})
     test_data: dict[str, Any] = field(default_factory=lambda: {
-        "num_classes": 60, "images_per_class": 6, "image_size": 112})
+        "num_classes": 60, "images_per_class": 6, "image_size": 64})
     heldout_per_class: int = 3
 
     def overrides(self) -> dict[str, Any]:

@@ -281,7 +281,7 @@ def train(recipe: Recipe, data: Any, out: str | Path, *, device: str | None = No
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if float(o["clip_grad_norm"]) > 0:
-                nn.utils.clip_grad_norm_(step_mod.parameters(), float(o["clip_grad_norm"]))
+                nn.utils.clip_grad_norm_(network.parameters(), float(o["clip_grad_norm"]))  # backbone only
             opt.step()
             step += 1
             loss_sum += loss.detach()
