@@ -108,7 +108,8 @@ def _model_options(f):
         click.option("--batch-size", default=None, type=int, help="Images per batch (default: 32 on CPU, 128 on CUDA)."),
         click.option("--workers", "num_workers", default=None, type=int,
                      help="Image decoding worker processes (default: min(cores, 8)); 0 decodes in the main process."),
-        click.option("--no-flip", is_flag=True, help="Do not sum each embedding with its mirror image's (flip-test)."),
+        click.option("--no-flip", is_flag=True,
+                     help="Embed without the mirror image (flip=none; -c flip=sum|concat|none names it)."),
         click.option("--no-amp", is_flag=True, help="Run in float32 on CUDA instead of bf16 autocast."),
         click.option("--cache-dir", type=click.Path(), default=None,
                      help="Embedding cache folder (default $FRBENCH_CACHE or ~/.cache/fr_bench)."),
@@ -231,14 +232,6 @@ def _unsaved_message(exc: OSError, record, cache_dir: str | None) -> str:
     return f"could not write the result ({type(exc).__name__}: {exc}); the table is above; {where}"
 
 
-#: Metric-name stems that are rates (printed in percent; the result file keeps fractions).
-_RATE_STEMS = ("accuracy", "tar@", "eer", "auc", "rank", "tpir@", "merged_rate")
-
-
-def _is_rate(key: str) -> bool:
-    return key.rsplit("/", 1)[-1].startswith(_RATE_STEMS)
-
-
 def _pct(value: Any) -> str:
     return "n/a" if value is None or value != value else f"{100 * float(value):.2f}"
 
@@ -248,9 +241,11 @@ def _print_result(ev) -> None:
     res, rec = ev.result, ev.record
     click.echo(f"{rec.protocol['display_name']}  |  model {rec.model['name']} ({rec.model['format']}, "
                f"{rec.model['embedding_size']}-d)  |  fr_bench {rec.fr_bench_version}")
+    from fr_bench.metrics import names
+
     rows = []
-    for key, value in res.metrics.items():
-        rate = _is_rate(key)
+    for key in sorted(res.metrics, key=names.sort_key):  # rates in percent; the result file keeps fractions
+        value, rate = res.metrics[key], names.is_rate(key)
         iv = res.intervals.get(key)
         op = res.operating_points.get(key) or {}
         realised = op.get("far", op.get("fpir"))
