@@ -231,14 +231,6 @@ def _unsaved_message(exc: OSError, record, cache_dir: str | None) -> str:
         where += f", the per-pair scores are in {record.scores_file}"
     return f"could not write the result ({type(exc).__name__}: {exc}); the table is above; {where}"
 
-#: Metric-name stems that are rates (printed in percent; the result file keeps fractions).
-_RATE_STEMS = ("accuracy", "tar@", "eer", "auc", "rank", "tpir@", "merged_rate")
-
-
-def _is_rate(key: str) -> bool:
-    return key.rsplit("/", 1)[-1].startswith(_RATE_STEMS)
-
-
 
 def _pct(value: Any) -> str:
     return "n/a" if value is None or value != value else f"{100 * float(value):.2f}"
@@ -249,9 +241,11 @@ def _print_result(ev) -> None:
     res, rec = ev.result, ev.record
     click.echo(f"{rec.protocol['display_name']}  |  model {rec.model['name']} ({rec.model['format']}, "
                f"{rec.model['embedding_size']}-d)  |  fr_bench {rec.fr_bench_version}")
+    from fr_bench.metrics import names
+
     rows = []
-    for key, value in res.metrics.items():
-        rate = _is_rate(key)
+    for key in sorted(res.metrics, key=names.sort_key):  # rates in percent; the result file keeps fractions
+        value, rate = res.metrics[key], names.is_rate(key)
         iv = res.intervals.get(key)
         op = res.operating_points.get(key) or {}
         realised = op.get("far", op.get("fpir"))

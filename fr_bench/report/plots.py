@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 from scipy.stats import norm
 
+from fr_bench.metrics import names as metric_names
 from fr_bench.results import StoredResult, atomic_write_bytes
 
 __all__ = ["draw_distribution", "new_figure", "plot_det", "plot_distribution", "plot_roc", "save_figure"]
@@ -42,7 +42,12 @@ Curve = tuple[Sequence[float], Sequence[float]]
 #: Error bars of one model: ``(far, tar, low, high)`` tuples (fractions).
 Bands = Mapping[str, Sequence[tuple[float, float, float, float]]]
 
-_TAR_KEY = re.compile(r"^tar@far=(?P<far>[-+0-9.eE]+)$")
+
+
+def _tar_target(key: str) -> float | None:
+    """The FAR target of a ``tar@far=<f>`` name (no prefix), else ``None``."""
+    parsed = metric_names.parse(key)
+    return float(parsed.param) if parsed is not None and not parsed.prefix and parsed.kind == "tar@far" else None
 
 
 def new_figure(width: float = 6.4, height: float = 4.8) -> Figure:
@@ -121,11 +126,11 @@ def _bands_from_record(rec: StoredResult, prefix: str = "") -> list[tuple[float,
     for key, interval in res.intervals.items():
         if not key.startswith(prefix):
             continue
-        m = _TAR_KEY.match(key[len(prefix):])
-        if m is None or key not in res.metrics or not isinstance(interval, Mapping):
+        target = _tar_target(key[len(prefix):])
+        if target is None or key not in res.metrics or not isinstance(interval, Mapping):
             continue
         point = res.operating_points.get(key, {})
-        far = point.get("far", float(m["far"])) if isinstance(point, Mapping) else float(m["far"])
+        far = point.get("far", target) if isinstance(point, Mapping) else target
         k = _interval_scale(interval)
         vals = [far, res.metrics[key], interval.get("low"), interval.get("high")]
         try:
@@ -241,7 +246,7 @@ def _ci_label(curves: Any, label: str) -> str:
         for rec in curves:
             if rec.model_name == label:
                 for key, interval in rec.result.intervals.items():
-                    if _TAR_KEY.match(key) and isinstance(interval, Mapping) and interval.get("level"):
+                    if _tar_target(key) is not None and isinstance(interval, Mapping) and interval.get("level"):
                         return f"{float(interval['level']) * 100:g}% CI at reported FARs"
     return "CI at reported FARs"
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from fr_bench.metrics import names as metric_names
 from fr_bench.results import StoredResult, atomic_write_text, load_results
 
 __all__ = [
@@ -74,8 +75,6 @@ HEADLINE_COLUMNS: dict[str, list[tuple[str, str, float]]] = {
 #: ``render`` format -> file extension used by :func:`write_leaderboard`.
 FORMAT_EXTENSIONS = {"md": "md", "csv": "csv", "latex": "tex", "html": "html"}
 
-_RATE_PREFIXES = ("accuracy", "rank", "tar@", "tpir@", "val@", "eer", "fnmr@", "fmr@")
-_AT_KEY = re.compile(r"^(?P<prefix>[^=]+=)(?P<value>[-+0-9.eE]+)$")
 
 
 def _norm_name(name: str) -> str:
@@ -94,18 +93,10 @@ def _headline_key(protocol: str) -> str | None:
 
 
 def _resolve_key(mapping: Mapping[str, Any], key: str) -> str | None:
-    """``key`` if present, else a key naming the same operating point (``tar@far=1e-4`` = ``tar@far=0.0001``)."""
+    """``key`` if present, else a key naming the same number (``tar@far=1e-4`` = ``tar@far=0.0001``)."""
     if key in mapping:
         return key
-    m = _AT_KEY.match(key)
-    if m is None:
-        return None
-    target = float(m["value"])
-    for candidate in mapping:
-        c = _AT_KEY.match(candidate)
-        if c is not None and c["prefix"] == m["prefix"] and math.isclose(float(c["value"]), target, rel_tol=1e-9):
-            return candidate
-    return None
+    return next((candidate for candidate in mapping if metric_names.same_metric(candidate, key)), None)
 
 
 def _number(value: Any) -> float:
@@ -120,7 +111,8 @@ def headline_columns(protocol: str, metrics: Iterable[str] = (), display_name: s
     """The ``(metric, label, scale)`` headline columns of ``protocol``.
 
     From :data:`HEADLINE_COLUMNS` when listed; otherwise a fallback from the metrics present: ``accuracy`` and
-    ``rank1`` if there, else ``tar@far=1e-4``, else the first metric by name (rates scaled to percent).
+    ``rank1`` if there, else ``tar@far=1e-4``, else the first metric in table order (rates scaled to percent; names
+    and order from :mod:`fr_bench.metrics.names`).
     """
     known = _headline_key(protocol)
     if known is not None:
@@ -130,8 +122,8 @@ def headline_columns(protocol: str, metrics: Iterable[str] = (), display_name: s
     chosen = [m for m in ("accuracy", "rank1") if m in metrics]
     if not chosen:
         tar = _resolve_key(dict.fromkeys(metrics), "tar@far=1e-4")
-        chosen = [tar] if tar else sorted(metrics)[:1]
-    return [(m, f"{name} {m}", 100.0 if m.startswith(_RATE_PREFIXES) else 1.0) for m in chosen]
+        chosen = [tar] if tar else sorted(metrics, key=metric_names.sort_key)[:1]
+    return [(m, f"{name} {m}", 100.0 if metric_names.is_rate(m) else 1.0) for m in chosen]
 
 
 def format_value(value: float, scale: float = 100.0, interval: Mapping[str, Any] | None = None,
