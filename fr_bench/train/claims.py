@@ -52,7 +52,8 @@ def class_accuracy(features: np.ndarray | torch.Tensor, labels: np.ndarray, clas
                    train_counts: np.ndarray) -> dict[str, Any]:
     """Nearest-class-weight (cosine) accuracy of held-out images, overall and on head / tail classes.
 
-    Tail classes are those with fewer training images than the median class (``train_counts < median``); head
+    Tail classes: the ``C // 2`` classes with the fewest training images (classes ordered by decreasing count,
+    ties by class index, as ``numpy.argsort(-train_counts, kind="stable")``; the tail is the second half); head
     classes the others. Returns counts and rates: ``{"correct", "n", "accuracy", "tail_correct", "tail_n",
     "tail_accuracy", "head_correct", "head_n", "head_accuracy", "tail_classes"}`` (rates from integer counts).
     """
@@ -61,7 +62,9 @@ def class_accuracy(features: np.ndarray | torch.Tensor, labels: np.ndarray, clas
     pred = (f @ w.T).argmax(dim=1).numpy()
     labels = np.asarray(labels, dtype=np.int64)
     counts = np.asarray(train_counts)
-    tail_class = counts < np.median(counts)
+    order = np.argsort(-counts, kind="stable")
+    tail_class = np.zeros(counts.size, dtype=bool)
+    tail_class[order[counts.size - counts.size // 2:]] = True
     right = pred == labels
     tail = tail_class[labels]
     out: dict[str, Any] = {"tail_classes": int(tail_class.sum())}

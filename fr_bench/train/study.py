@@ -54,6 +54,7 @@ class StudyConfig:
     test_data: dict[str, Any] = field(default_factory=lambda: {
         "num_classes": 60, "images_per_class": 6, "image_size": 64})
     heldout_per_class: int = 3
+    extra_overrides: dict[str, Any] = field(default_factory=dict)  # any other recipe key, for every recipe
 
     def overrides(self) -> dict[str, Any]:
         """The recipe overrides every recipe of the study receives."""
@@ -62,10 +63,9 @@ class StudyConfig:
                 "optim.lr": self.lr, "optim.warmup_fraction": self.warmup_fraction, "run.seed": self.seed,
                 "run.max_steps": self.steps, "run.log_every": max(1, self.steps // 10),
                 "run.save_every": self.steps, "data.num_workers": self.num_workers}
-        if self.backbone != "tinyface":
-            return over
-        return {**over, "head.model_kwargs.shared_dim": self.embedding_size,
-                "head.model_kwargs.intermediate_dim": 64}
+        if self.backbone == "tinyface":
+            over.update({"head.model_kwargs.shared_dim": self.embedding_size, "head.model_kwargs.intermediate_dim": 64})
+        return {**over, **self.extra_overrides}
 
 
 @dataclass
