@@ -5,5 +5,6 @@ Training imports ``fr_bench.models`` and ``fr_bench.metrics``, never ``fr_bench.
 """
 
 from fr_bench.train.heads import HeadConfigError, build_head, head_defaults, list_heads, register_head
+from fr_bench.train.data import SyntheticFaces, open_dataset, write_test_protocol  # noqa: F401 (T2 data)
 
 __all__ = ["HeadConfigError", "build_head", "head_defaults", "list_heads", "register_head"]

@@ -180,6 +180,15 @@ def open_dataset(source: str | Path, *, seed: int = 0, **options: Any) -> TrainD
     return ImageFolder(path, seed=seed)
 
 
+def __getattr__(name: str) -> Any:
+    """``SyntheticFaces`` and ``write_test_protocol`` are re-exported lazily (synthetic imports this module)."""
+    if name in ("SyntheticFaces", "write_test_protocol"):
+        from fr_bench.train import synthetic
+
+        return getattr(synthetic, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def resize_uint8(batch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """``(N, H, W, 3)`` uint8 images resized to ``size`` = (height, width): bilinear with antialiasing
     (``torch.nn.functional.interpolate(..., antialias=True)``), rounded back to uint8. Unchanged if already
