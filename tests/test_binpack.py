@@ -131,3 +131,98 @@ def test_source_is_lazy_and_pickles_without_the_bytes(tmp_path):
     clone = pickle.loads(pickle.dumps(src))
     assert clone._bins is None and len(pickle.dumps(src)) < 1000
     np.testing.assert_array_equal(clone.load(2), src.load(2))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Crafted packs: every allocation bounded by the file's size
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class _Reduce:
+    """Pickles as ``func(*args)`` (the real pickler writes the globals; the restricted unpickler must refuse)."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return (self.func, self.args)
+
+
+def _np_attr(module_names, attr):
+    import importlib
+
+    for name in module_names:
+        try:
+            return getattr(importlib.import_module(name), attr)
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError(attr)
+
+
+_RECONSTRUCT = _np_attr(("numpy._core.multiarray", "numpy.core.multiarray"), "_reconstruct")
+_SCALAR = _np_attr(("numpy._core.multiarray", "numpy.core.multiarray"), "scalar")
+_FROMBUFFER = _np_attr(("numpy._core.numeric", "numpy.core.numeric"), "_frombuffer")
+GB = 10**9
+
+#: 33 hand-written bytes: PROTO 2, GLOBAL __builtin__.bytearray, BININT 10**9, TUPLE1, REDUCE, STOP.
+BYTEARRAY_OF_A_SIZE = b"\x80\x02c__builtin__\nbytearray\nJ" + GB.to_bytes(4, "little") + b"\x85R."
+
+CRAFTED = {
+    "bytearray-int-by-hand": BYTEARRAY_OF_A_SIZE,
+    "bytearray-int-p4": pickle.dumps(([_Reduce(bytearray, GB)], [True]), protocol=4),
+    "bytearray-of-ints": pickle.dumps(([_Reduce(bytearray, list(range(200)))], [True]), protocol=2),
+    "reconstruct-huge-1d": pickle.dumps(([_Reduce(_RECONSTRUCT, np.ndarray, (GB,), b"B")], [True]), protocol=2),
+    "reconstruct-huge-2d": pickle.dumps(([_Reduce(_RECONSTRUCT, np.ndarray, (10**5, 10**5), b"b")], [True]), 2),
+    "reconstruct-negative": pickle.dumps(([_Reduce(_RECONSTRUCT, np.ndarray, (-1,), b"b")], [True]), protocol=2),
+    "frombuffer-huge-shape": pickle.dumps(([_Reduce(_FROMBUFFER, b"x", np.dtype("u1"), (GB,), "C")], [True]), 4),
+    "scalar-void-dtype": pickle.dumps(([_Reduce(_SCALAR, np.dtype(("V", 10**6)), b"")], [True]), protocol=4),
+    "scalar-object": pickle.dumps(([_Reduce(_SCALAR, np.dtype(object), bytes(8))], [True]), protocol=4),
+    "dtype-float": pickle.dumps(([np.zeros(3, dtype=np.float64)], [True]), protocol=4),
+    "codecs-other-encoding": pickle.dumps(([_Reduce(__import__("_codecs").encode, "x" * 100, "utf-32")], [True]),
+                                          protocol=2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CRAFTED))
+def test_crafted_pack_is_refused_naming_the_file(tmp_path, name):
+    path = tmp_path / f"{name}.bin"
+    path.write_bytes(CRAFTED[name])
+    with pytest.raises(ProtocolError, match=rf"{name}\.bin"):
+        read_bin(path)
+
+
+def test_crafted_packs_allocate_nothing_large(tmp_path):
+    """Peak memory of a fresh interpreter reading every crafted pack stays within a few MB of its baseline."""
+    import subprocess
+    import sys
+
+    for name, data in CRAFTED.items():
+        (tmp_path / f"{name}.bin").write_bytes(data)
+    code = (
+        "import resource, sys, glob\n"
+        "from fr_bench.protocols.binpack import read_bin\n"
+        "from fr_bench.protocols.base import ProtocolError\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "for path in sorted(glob.glob(sys.argv[1] + '/*.bin')):\n"
+        "    try:\n"
+        "        read_bin(path)\n"
+        "    except ProtocolError:\n"
+        "        pass\n"
+        "    else:\n"
+        "        raise SystemExit(f'{path} was read')\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr + out.stdout
+    grown_kib = int(out.stdout.split()[-1])
+    assert grown_kib < 50 * 1024, f"peak memory grew by {grown_kib / 1024:.0f} MiB"
+
+
+def test_real_layouts_still_read_under_the_bounds(tmp_path):
+    """A pack of ndarray items and a numpy bool label array, each protocol, reads back at exactly its file size."""
+    imgs = _images(2)
+    for protocol in (2, 4, 5):
+        path = write_bin(tmp_path / f"p{protocol}.bin", imgs, [True, False], "png", protocol, "ndarray", "array")
+        bins, labels = read_bin(path)
+        assert labels.tolist() == [True, False] and all(b.dtype == np.uint8 and b.ndim == 1 for b in bins)
+        assert sum(b.nbytes for b in bins) <= path.stat().st_size
