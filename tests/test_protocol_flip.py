@@ -80,7 +80,7 @@ def test_the_flip_the_runner_used_is_recorded(tmp_path, family, flip):
     p, emb = build(tmp_path)
     r = _evaluate(p, emb, flip=flip)
     assert r.conventions["flip"] == flip
-    score_text = r.conventions["score"]
+    score_text = r.details["score"]
     if flip == "none":
         assert "sum" not in score_text and "+ mirror" not in score_text and "concatenated" not in score_text
         assert "no mirror" in score_text

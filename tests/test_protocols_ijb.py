@@ -302,8 +302,6 @@ def test_evaluate_conventions_and_errors(ijbc):
         warnings.simplefilter("ignore")
         r = p.evaluate(emb, conventions={"pooling": "image-mean"})
     assert r.conventions["pooling"] == "image-mean"
-    with pytest.raises(TypeError):
-        load_protocol("ijbc", fx.root, check_counts=False, no_such_option=1)
 
 
 def test_subjects_attached_when_1n_csvs_present(ijbc):

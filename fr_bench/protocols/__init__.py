@@ -21,6 +21,7 @@ from fr_bench.protocols.base import (
     ProtocolError,
     ProtocolResult,
 )
+from fr_bench.protocols.options import check_options
 
 __all__ = [
     "ImageRef",
@@ -75,8 +76,10 @@ def _resolve(target: str):
 def load_protocol(name: str, root: str | Path | None = None, **options: Any) -> Protocol:
     """Build protocol ``name`` over the benchmark files in ``root`` (``demo`` needs no root).
 
-    ``options`` are protocol-specific (e.g. ``allow_missing=True``, ``distractors=10000``); unknown ones raise.
+    ``options`` are protocol-specific (e.g. ``allow_missing=True``, ``distractors=10000``); an unknown key raises a
+    :class:`ProtocolError` listing the loader's valid keys (:func:`fr_bench.protocols.options.check_options`).
     """
     spec = load_spec(name)
     factory = _resolve(spec["loader"])
+    check_options(name, factory, options)
     return factory(root, spec, **options)

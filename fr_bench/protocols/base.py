@@ -22,11 +22,18 @@ from typing import Any
 
 import numpy as np
 
-from fr_bench.protocols.conventions import FLIP_CONVENTIONS, check_flip, choose_conventions, default_first
+from fr_bench.protocols.conventions import (
+    FLIP_CONVENTIONS,
+    FLIP_FEATURES,
+    check_flip,
+    choose_conventions,
+    default_first,
+)
 from fr_bench.results.records import ProtocolResult
+from fr_bench.similarity import get_score, list_scores
 
 __all__ = ["CROP_SIZE", "ImageRef", "ImageSource", "Protocol", "ProtocolError", "ProtocolResult", "file_error",
-           "landmarks_digest", "require_root", "text_records"]
+           "landmarks_digest", "read_text_lines", "require_root", "text_records"]
 
 #: Side of the aligned square crop every protocol delivers.
 CROP_SIZE = 112
@@ -57,25 +64,38 @@ def require_root(root: Any, spec: Mapping[str, Any], *, folder: bool = False) ->
     return path
 
 
+def read_text_lines(path: Path, what: str = "text file") -> list[str]:
+    """The lines of a UTF-8 text file (a BOM is dropped); a byte that is not UTF-8 raises a :class:`ProtocolError`
+    naming the file, the line and the byte."""
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise file_error(path, line, f"{what} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                         f"{exc.start}); save it as UTF-8") from None
+    return [line.rstrip("\r") for line in text.split("\n")]
+
+
 def text_records(path: Path, n_fields: int, layout: str, *, what: str, sep: str | None = None,
                  comments: bool = False):
     """``(line number, fields)`` for each non-blank line of a text list, with the checks every list needs.
 
     Raises :class:`ProtocolError` when the file is missing (``"<path>: <what> not found"``) and, naming the line,
-    when a line does not have ``n_fields`` fields (``layout`` says what was expected, e.g. ``'<index> <image>'``).
-    ``sep=None`` splits on white space; ``comments`` skips lines starting with ``#``.
+    when a line is not UTF-8 text (:func:`read_text_lines`) or does not have ``n_fields`` fields (``layout`` says
+    what was expected, e.g. ``'<index> <image>'``). ``sep=None`` splits on white space; ``comments`` skips lines
+    starting with ``#``.
     """
     if not path.is_file():
         raise ProtocolError(f"{path}: {what} not found")
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            text = line.strip()
-            if not text or (comments and text.startswith("#")):
-                continue
-            fields = text.split() if sep is None else [x.strip() for x in text.split(sep)]
-            if len(fields) != n_fields:
-                raise file_error(path, lineno, f"expected {layout} ({n_fields} fields), got {text!r}")
-            yield lineno, fields
+    for lineno, line in enumerate(read_text_lines(path, what), start=1):
+        text = line.strip()
+        if not text or (comments and text.startswith("#")):
+            continue
+        fields = text.split() if sep is None else [x.strip() for x in text.split(sep)]
+        if len(fields) != n_fields:
+            raise file_error(path, lineno, f"expected {layout} ({n_fields} fields), got {text!r}")
+        yield lineno, fields
 
 
 @dataclass(frozen=True)
@@ -159,6 +179,9 @@ class Protocol(ABC):
 
     name: str = ""
     flip_convention: str = "sum"
+    #: True when the protocol's metrics search galleries by cosine (identification): only scores that are the
+    #: cosine of their prepared rows (:attr:`fr_bench.similarity.ScoreFunction.cosine_of_prepared`) apply.
+    needs_cosine_score: bool = False
 
     def __init__(self, spec: Mapping[str, Any] | None = None) -> None:
         self.spec: dict[str, Any] = dict(spec or {})
@@ -173,9 +196,17 @@ class Protocol(ABC):
         return self.flip_convention != "none"
 
     def shared_conventions(self) -> dict[str, list[str]]:
-        """The convention groups every protocol accepts (``flip``), default first; subclasses add them to
-        :attr:`conventions`."""
-        return {"flip": default_first(FLIP_CONVENTIONS, self.flip_convention)}
+        """The convention groups every protocol accepts, default first; subclasses add them to
+        :attr:`conventions`: ``flip`` (how the extractor fused the mirror image) and ``score`` (the registered
+        score functions of :mod:`fr_bench.similarity` this protocol can use)."""
+        scores = [n for n in list_scores() if not self.needs_cosine_score or get_score(n).cosine_of_prepared]
+        return {"flip": default_first(FLIP_CONVENTIONS, self.flip_convention), "score": scores}
+
+    def describe_score(self, chosen: Mapping[str, str], of: str = "") -> str:
+        """The text a result records about its scores (``details["score"]``): the score function, applied to
+        what (``of``, e.g. "template features pooled from"), and the features the flip convention made."""
+        score = get_score(chosen["score"])
+        return f"{score.name} ({score.description}) of {of + ' ' if of else ''}{FLIP_FEATURES[chosen['flip']]}"
 
     def choose(self, conventions: Mapping[str, str] | None) -> dict[str, str]:
         """The named convention of every group of :attr:`conventions` (unknown groups or names raise)."""

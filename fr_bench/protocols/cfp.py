@@ -22,14 +22,9 @@ from typing import Any
 import numpy as np
 
 from fr_bench.protocols.base import ProtocolError, file_error, require_root, text_records
-from fr_bench.protocols.pairs import (
-    FROM_SPEC,
-    PairProtocol,
-    as_bool,
-    expected_count,
-    file_pair_protocol,
-    pack_or_official,
-)
+from fr_bench.protocols.options import FROM_SPEC, as_bool, expected_count
+from fr_bench.protocols.pair_loading import file_pair_protocol, pack_or_official
+from fr_bench.protocols.pairs import PairProtocol
 
 N_FOLDS = 10
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fr_bench.protocols.base import file_error
+from fr_bench.protocols.base import file_error, read_text_lines
 
 
 def _first_bad_line(path: Path, kinds: Sequence[type], sep: str | None = " ", skip_header: bool = False) -> None:
@@ -75,6 +75,8 @@ def read_columns(path: str | os.PathLike, kinds: Sequence[type]) -> list[np.ndar
         df = pd.read_csv(path, sep=" ", header=None, engine="c", dtype=dtypes, na_filter=False, quoting=3,
                          skip_blank_lines=False)
     except (ValueError, pd.errors.ParserError, OverflowError) as exc:  # EmptyDataError, UnicodeError are ValueErrors
+        if isinstance(exc, UnicodeDecodeError):
+            read_text_lines(path, "table")  # raises naming the line that is not UTF-8
         _first_bad_line(path, kinds)
         raise file_error(path, None, f"could not parse: {exc}") from exc
     if df.shape[1] != len(kinds):  # e.g. one column too many on every line, or only str columns

@@ -6,7 +6,8 @@ Data: ``fr_bench/protocols/demo_data/`` (see its README.md): aligned 112x112 cro
 
 ``evaluate`` reports the pair metrics of :class:`~fr_bench.protocols.pairs.PairProtocol` over 10 contiguous folds
 of the file order (``numpy.array_split`` sizes 149 x 5, 148 x 5), plus closed-set ``rank1`` identification of the
-probes against the gallery (cosine of L2-normalised embeddings, :func:`fr_bench.metrics.mate_ranks`).
+probes against the gallery (:func:`fr_bench.metrics.mate_ranks`: cosine of the ``score`` convention's prepared
+features; a score that is not such a cosine gets no ``rank1``, flagged).
 
 Intervals (``ci``): TAR@FAR and EER resample the 5 people (``"subject"``: the folder names), accuracy resamples pairs
 (see :mod:`fr_bench.protocols.pairs`), ``rank1`` resamples the probes' people (``"subject"``). With 5 people these
@@ -25,9 +26,11 @@ import numpy as np
 from fr_bench.protocols.base import ProtocolError, ProtocolResult, file_error, text_records
 from fr_bench.protocols.folder import read_pair_list
 from fr_bench.protocols.images import FileImageSource
-from fr_bench.protocols.pairs import PairProtocol, contiguous_folds
+from fr_bench.protocols.pair_loading import contiguous_folds
+from fr_bench.protocols.pairs import PairProtocol
 from fr_bench.protocols.scoring import Units, interval_dict
 from fr_bench.results import SearchScores
+from fr_bench.similarity import get_score
 
 #: The shipped demo data.
 DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
@@ -82,11 +85,16 @@ class DemoProtocol(PairProtocol):
                              "every image")
         result = super().evaluate(embeddings, norms, conventions=conventions, ci=ci, n_boot=n_boot, seed=seed,
                                   accuracy_unit=accuracy_unit)
-        unit, _ = self.unit_embeddings(embeddings, norms)
+        score = get_score(result.conventions["score"])
+        if not score.cosine_of_prepared:  # the gallery search ranks by cosine
+            result.flags.append(f"rank1: not computed: score {score.name!r} is not a cosine of prepared features, "
+                                "which the closed-set search ranks by")
+            return result
+        prepared = score.prepare(self.feature_rows(embeddings, norms)[0])
         probe_ids, gallery_ids = self.identities[self.probes], self.identities[self.gallery]
-        hit = mate_ranks(unit[self.probes], probe_ids, unit[self.gallery], gallery_ids) == 1
+        hit = mate_ranks(prepared[self.probes], probe_ids, prepared[self.gallery], gallery_ids) == 1
         result.metrics["rank1"] = int(hit.sum()) / hit.size
-        result.conventions["identification"] = "closed-set rank-1, cosine, one gallery image per identity"
+        result.conventions["identification"] = "closed-set rank-1, one gallery image per identity"
         result.details["identification"] = {"gallery": int(self.gallery.size), "probes": int(self.probes.size)}
         probe_unit = Units.from_values(probe_ids, probe_ids, "subject").a
         result.scores.searches["rank1"] = SearchScores.from_outcomes(hit, probe_unit, "subject")

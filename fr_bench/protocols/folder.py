@@ -18,7 +18,7 @@ evaluated pair k. Under 10 pairs there is no k-fold accuracy: only ``best-thresh
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,9 @@ import numpy as np
 
 from fr_bench.protocols.base import ProtocolError, file_error, require_root, text_records
 from fr_bench.protocols.images import FileImageSource, check_inside_root, list_image_tree, read_landmarks
-from fr_bench.protocols.pairs import PairProtocol, as_bool, as_count, contiguous_folds
+from fr_bench.protocols.options import as_bool, as_count
+from fr_bench.protocols.pair_loading import contiguous_folds, drop_pairs_of_missing
+from fr_bench.protocols.pairs import PairProtocol
 
 #: Folds used when there are enough pairs.
 N_FOLDS = 10
@@ -88,6 +90,86 @@ def sample_impostor_pairs(identity_codes: np.ndarray, n: int, rng: np.random.Gen
     return np.asarray(sorted(chosen), dtype=np.int64)
 
 
+def _listed_pairs(base: Path, pairs: str, *, allow_missing: bool, allow_outside_root: bool,
+                  faceless: Callable[[list[str]], set[str]]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, int, list[str], list[str]]:
+    """Pairs read from a pair list: ``(image paths, pair indices, labels, original order, pair count, flags, data
+    files)``. Missing images (and, with ``allow_missing``, images without landmarks) drop their pairs, flagged, or
+    raise at the first pair that uses one."""
+    pair_path = Path(pairs)
+    if not pair_path.is_absolute() and not pair_path.is_file():
+        pair_path = base / pairs
+    rel_a, rel_b, labels, linenos = read_pair_list(pair_path)
+    check_inside_root(base, rel_a + rel_b, list_file=pair_path, lines=linenos + linenos, allow=allow_outside_root)
+    rels = list(dict.fromkeys(r for pair in zip(rel_a, rel_b) for r in pair))
+    index = {r: i for i, r in enumerate(rels)}
+    missing = np.array([not (base / r).is_file() for r in rels], dtype=bool)
+    if allow_missing:  # an image without landmarks is as good as missing: its pairs go, flagged
+        no_face = faceless(rels)
+        missing |= np.array([r in no_face for r in rels], dtype=bool)
+    index_a = np.array([index[a] for a in rel_a], dtype=np.int64)
+    index_b = np.array([index[b] for b in rel_b], dtype=np.int64)
+    if missing.any() and not allow_missing:
+        first = int(np.flatnonzero(missing[index_a] | missing[index_b])[0])
+        absent = rel_a[first] if missing[index_a[first]] else rel_b[first]
+        raise file_error(pair_path, linenos[first], f"image not found: {base / absent} ({int(missing.sum())} missing "
+                         "in all; allow_missing=True drops their pairs)")
+    keep, kept, pair_idx, flag = drop_pairs_of_missing(index_a, index_b, missing, n_total=len(labels))
+    return ([rels[i] for i in kept], pair_idx, labels[keep], np.flatnonzero(keep), len(labels),
+            [flag] if flag else [], [str(pair_path)])
+
+
+def _generated_pairs(base: Path, rng: np.random.Generator, *, allow_missing: bool,
+                     faceless: Callable[[list[str]], set[str]], impostors_per_genuine: Any, n_impostors: Any
+                     ) -> tuple[list[str], np.ndarray, np.ndarray, list[str], str]:
+    """Pairs generated from the tree (module docstring): ``(image paths, pair indices, labels, flags, source)``."""
+    tree = list_image_tree(base)
+    if not tree:
+        raise ProtocolError(f"{base}: no images found in root/<identity>/<image>")
+    flags = []
+    no_face = faceless([t[1] for t in tree]) if allow_missing else set()
+    if no_face:
+        tree = [t for t in tree if t[1] not in no_face]
+        flags.append(f"allow_missing: {len(no_face)} images without landmarks (no face found) left out before "
+                     f"the pairs were generated, e.g. {sorted(no_face)[0]}")
+    _, codes = np.unique(np.asarray([t[0] for t in tree]), return_inverse=True)
+    genuine = genuine_pairs(codes)
+    if len(genuine) == 0:
+        raise ProtocolError(f"{base}: no identity has two images: no genuine pairs")
+    if n_impostors is not None and impostors_per_genuine is not None:
+        raise ValueError("give impostors_per_genuine or n_impostors, not both")
+    if n_impostors is not None:
+        want = as_count(n_impostors, "n_impostors")
+    else:
+        per = 1.0 if impostors_per_genuine is None else float(impostors_per_genuine)
+        if not per >= 0:
+            raise ValueError(f"option impostors_per_genuine={impostors_per_genuine!r} must be >= 0")
+        want = int(round(per * len(genuine)))
+    impostor = sample_impostor_pairs(codes, want, rng)
+    if len(impostor) < want:
+        flags.append(f"only {len(impostor)} impostor pairs exist; {want} were requested: all are used")
+    pair_idx = np.concatenate([genuine, impostor]).astype(np.int64)
+    labels = np.concatenate([np.ones(len(genuine), bool), np.zeros(len(impostor), bool)])
+    return [t[1] for t in tree], pair_idx, labels, flags, f"{len(genuine)} genuine, {len(impostor)} impostor"
+
+
+def _aligned_images(base: Path, rels: list[str], table: Any, allow_outside_root: bool) -> FileImageSource:
+    """The image list, warped with the landmark file's points when one is given (every image must have a line)."""
+    lm = None
+    if table is not None:
+        rows = [table.lookup(r) for r in rels]
+        absent = [r for r, row in zip(rels, rows) if row is None]
+        if absent:
+            raise ProtocolError(f"{table.path}: no landmarks for {absent[0]} ({len(absent)} images without landmarks; "
+                                f"`frbench landmarks ROOT -o FILE` lists the images where no face was found; "
+                                "allow_missing=True leaves them out, flagged)")
+        lm = table.points[np.asarray(rows)]
+    hint = ("the folder protocol expects aligned crops (or pass landmarks=PATH; make one with "
+            "`frbench landmarks ROOT -o FILE`)")
+    images = FileImageSource(base, rels, lm, unaligned_hint=hint, allow_outside_root=allow_outside_root)
+    images.check_first()
+    return images
+
+
 def load(
     root: str | Path | None,
     spec: Mapping[str, Any],
@@ -108,112 +190,37 @@ def load(
     seed_i = as_count(seed, "seed")
     shuffle_b = as_bool(shuffle, "shuffle")
     allow_b = as_bool(allow_missing, "allow_missing")
+    outside_b = as_bool(allow_outside_root, "allow_outside_root")
     rng = np.random.default_rng(seed_i)
-    flags: list[str] = []
-    data_files = [str(base)]
     table = read_landmarks(landmarks) if landmarks is not None else None
-    if table is not None:
-        data_files.append(str(table.path))
+    data_files = [str(base)] + ([str(table.path)] if table is not None else [])
 
-    def without_landmarks(rel_paths: list[str]) -> set[str]:
-        """Images the landmark file has no line for (no face found): dropped only with allow_missing, flagged."""
+    def faceless(rel_paths: list[str]) -> set[str]:
+        """Images the landmark file has no line for (no face found)."""
         return set() if table is None else {r for r in rel_paths if table.lookup(r) is None}
+
     if pairs is not None:
         if impostors_per_genuine is not None or n_impostors is not None:
             raise ValueError("options impostors_per_genuine/n_impostors apply to generated pairs, not to pairs=PATH")
-        pair_path = Path(pairs)
-        if not pair_path.is_absolute() and not pair_path.is_file():
-            pair_path = base / pairs
-        rel_a, rel_b, labels, linenos = read_pair_list(pair_path)
-        check_inside_root(base, rel_a + rel_b, list_file=pair_path, lines=linenos + linenos,
-                          allow=as_bool(allow_outside_root, "allow_outside_root"))
-        data_files.append(str(pair_path))
-        rels = list(dict.fromkeys(r for pair in zip(rel_a, rel_b) for r in pair))
-        index = {r: i for i, r in enumerate(rels)}
-        missing = [r for r in rels if not (base / r).is_file()]
-        if allow_b:  # with allow_missing, an image without landmarks is as good as missing: its pairs go, flagged
-            missing += sorted(without_landmarks(rels) - set(missing))
-        if missing:
-            first = next(k for k in range(len(rel_a)) if rel_a[k] in missing or rel_b[k] in missing)
-            if not allow_b:
-                absent = rel_a[first] if rel_a[first] in missing else rel_b[first]
-                raise file_error(
-                    pair_path, linenos[first],
-                    f"image not found: {base / absent} ({len(missing)} missing in all; allow_missing=True drops their "
-                    "pairs)",
-                )
-        missing_set = set(missing)
-        keep = np.array([a not in missing_set and b not in missing_set for a, b in zip(rel_a, rel_b)], dtype=bool)
-        n_total = len(labels)
-        if not keep.all():
-            flags.append(
-                f"allow_missing: {int((~keep).sum())} of {n_total} pairs dropped ({len(missing)} images missing)"
-            )
-        pair_idx = np.array([[index[a], index[b]] for a, b in zip(rel_a, rel_b)], dtype=np.int64)[keep]
-        labels = labels[keep]
-        order = np.flatnonzero(keep)
-        used = sorted(set(pair_idx.ravel().tolist()))
-        remap = np.full(len(rels), -1, dtype=np.int64)
-        remap[used] = np.arange(len(used))
-        pair_idx = remap[pair_idx]
-        rels = [rels[i] for i in used]
-        source = f"pair list {pair_path.name}"
+        rels, pair_idx, labels, order, n_total, flags, listed = _listed_pairs(base, pairs, allow_missing=allow_b,
+                                                                              allow_outside_root=outside_b,
+                                                                              faceless=faceless)
+        data_files += listed
+        source = f"pair list {Path(listed[0]).name}"
     else:
-        tree = list_image_tree(base)
-        if not tree:
-            raise ProtocolError(f"{base}: no images found in root/<identity>/<image>")
-        faceless = without_landmarks([t[1] for t in tree]) if allow_b else set()
-        if faceless:
-            tree = [t for t in tree if t[1] not in faceless]
-            flags.append(f"allow_missing: {len(faceless)} images without landmarks (no face found) left out before "
-                         f"the pairs were generated, e.g. {sorted(faceless)[0]}")
-        identities = [t[0] for t in tree]
-        rels = [t[1] for t in tree]
-        _, codes = np.unique(np.asarray(identities), return_inverse=True)
-        genuine = genuine_pairs(codes)
-        if n_impostors is not None and impostors_per_genuine is not None:
-            raise ValueError("give impostors_per_genuine or n_impostors, not both")
-        if n_impostors is not None:
-            want = as_count(n_impostors, "n_impostors")
-        else:
-            per = 1.0 if impostors_per_genuine is None else float(impostors_per_genuine)
-            if not per >= 0:
-                raise ValueError(f"option impostors_per_genuine={impostors_per_genuine!r} must be >= 0")
-            want = int(round(per * len(genuine)))
-        impostor = sample_impostor_pairs(codes, want, rng)
-        if len(impostor) < want:
-            flags.append(f"only {len(impostor)} impostor pairs exist; {want} were requested: all are used")
-        pair_idx = np.concatenate([genuine, impostor]).astype(np.int64)
-        labels = np.concatenate([np.ones(len(genuine), bool), np.zeros(len(impostor), bool)])
-        order = np.arange(len(labels))
-        n_total = len(labels)
-        source = f"generated (seed={seed_i}, {len(genuine)} genuine, {len(impostor)} impostor)"
-        if len(genuine) == 0:
-            raise ProtocolError(f"{base}: no identity has two images: no genuine pairs")
+        rels, pair_idx, labels, flags, counts = _generated_pairs(
+            base, rng, allow_missing=allow_b, faceless=faceless, impostors_per_genuine=impostors_per_genuine,
+            n_impostors=n_impostors)
+        order, n_total = np.arange(len(labels)), len(labels)
+        source = f"generated (seed={seed_i}, {counts})"
     n = len(labels)
-    if n >= N_FOLDS:
-        if shuffle_b:
-            perm = rng.permutation(n)
-            pair_idx, labels, order = pair_idx[perm], labels[perm], order[perm]
-        n_folds = N_FOLDS
-    else:
-        n_folds = 0
-    lm = None
-    if table is not None:
-        rows = [table.lookup(r) for r in rels]
-        absent = [r for r, row in zip(rels, rows) if row is None]
-        if absent:
-            raise ProtocolError(f"{table.path}: no landmarks for {absent[0]} ({len(absent)} images without landmarks; "
-                                f"`frbench landmarks ROOT -o FILE` lists the images where no face was found; "
-                                "allow_missing=True leaves them out, flagged)")
-        lm = table.points[np.asarray(rows)]
-    hint = "the folder protocol expects aligned crops (or pass landmarks=PATH; make one with `frbench landmarks ROOT -o FILE`)"
-    images = FileImageSource(base, rels, lm, unaligned_hint=hint,
-                             allow_outside_root=as_bool(allow_outside_root, "allow_outside_root"))
-    images.check_first()
+    n_folds = N_FOLDS if n >= N_FOLDS else 0
+    if n_folds and shuffle_b:
+        perm = rng.permutation(n)
+        pair_idx, labels, order = pair_idx[perm], labels[perm], order[perm]
     protocol = PairProtocol(
-        spec, images, pair_idx, labels, contiguous_folds(n, n_folds), n_folds=n_folds, data_files=data_files,
-        source=source, n_pairs_total=n_total, flags=flags,
+        spec, _aligned_images(base, rels, table, outside_b), pair_idx, labels, contiguous_folds(n, n_folds), n_folds=n_folds,
+        data_files=data_files, source=source, n_pairs_total=n_total, flags=flags,
     )
     protocol.order = order
     return protocol

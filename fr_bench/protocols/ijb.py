@@ -18,7 +18,7 @@ import numpy as np
 from fr_bench.protocols.array_images import ArrayImageSource
 from fr_bench.protocols.base import ImageSource, Protocol, ProtocolError, ProtocolResult, require_root
 from fr_bench.protocols.columns import check_count
-from fr_bench.protocols.conventions import FLIP_FEATURES, TAR_CONVENTIONS, default_first
+from fr_bench.protocols.conventions import TAR_CONVENTIONS, default_first
 from fr_bench.protocols.ijb_meta import (
     read_ijb_meta,
     read_template_pairs,
@@ -27,6 +27,7 @@ from fr_bench.protocols.ijb_meta import (
     template_lookup,
 )
 from fr_bench.protocols.ijb_templates import POOLINGS, TemplateLayout, pair_scores, pool_templates, pooling_weights
+from fr_bench.similarity import get_score
 
 #: Default FAR list when the spec gives none.
 DEFAULT_FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -71,8 +72,9 @@ class IJBBase(Protocol):
         return list(self._files)
 
     def template_features(self, embeddings: np.ndarray, norms: np.ndarray | None = None,
-                          pooling: str | None = None) -> np.ndarray:
-        """Unit template features (rows in ``self.layout.template_ids`` order) from raw image embeddings."""
+                          pooling: str | None = None, score: str | None = None) -> np.ndarray:
+        """Template features (rows in ``self.layout.template_ids`` order) from raw image embeddings: the pooled
+        sums, prepared by the registered score ``score`` (default cosine: L2-normalised)."""
         emb = self.check_embeddings(embeddings)
         pooling = pooling or self.pooling
         if norms is None and (not self.keep_norm):
@@ -80,7 +82,7 @@ class IJBBase(Protocol):
         weights = pooling_weights(self.layout, pooling, norms=None if norms is None else np.asarray(norms, float),
                                   keep_norm=self.keep_norm,
                                   det_scores=self.meta.det_scores.astype(np.float64) if self.detector_weight else None)
-        return pool_templates(emb, self.layout, weights)
+        return get_score(score).prepare(pool_templates(emb, self.layout, weights, normalise=False))
 
     def pooling_conventions(self, pooling: str, flip: str) -> dict[str, str]:
         """The pooling, image-feature and flip conventions a result records."""
@@ -156,13 +158,12 @@ class IJBVerification(IJBBase):
 
         chosen = self.choose(conventions)
         tar_conv, pooling = chosen["tar"], chosen["pooling"]
-        feats = self.template_features(embeddings, norms, pooling)
-        scores = pair_scores(feats, self.row_a, self.row_b)
+        feats = self.template_features(embeddings, norms, pooling, chosen["score"])
+        scores = pair_scores(feats, self.row_a, self.row_b, score=get_score(chosen["score"]))
         fars = tuple(self.spec.get("metrics", {}).get("fars", DEFAULT_FARS))
-        result = ProtocolResult(protocol=self.name, metrics={},
-                                conventions={"tar": tar_conv, "score": "cosine of L2-normalised template features "
-                                             f"pooled from {FLIP_FEATURES[chosen['flip']]}",
-                                             **self.pooling_conventions(pooling, chosen["flip"])})
+        result = ProtocolResult(protocol=self.name, metrics={}, conventions={
+            **chosen, **self.pooling_conventions(pooling, chosen["flip"])})
+        result.details["score"] = self.describe_score(chosen, "template features pooled from")
         units = self.resampling_units()
         score_verification(result, scores, self.labels, fars=fars, convention=tar_conv,
                            units=units, ci=ci, n_boot=n_boot, seed=seed)

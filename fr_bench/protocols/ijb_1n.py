@@ -50,7 +50,7 @@ import numpy as np
 
 from fr_bench.protocols.base import ProtocolError, ProtocolResult, require_root
 from fr_bench.protocols.columns import check_count
-from fr_bench.protocols.conventions import FLIP_FEATURES, default_first
+from fr_bench.protocols.conventions import default_first
 from fr_bench.protocols.ijb import IJBBase
 from fr_bench.protocols.ijb_meta import read_1n_csv, template_lookup
 from fr_bench.protocols.ijb_templates import POOLINGS
@@ -72,6 +72,8 @@ DEFAULT_RANKS = (1, 5, 10)
 
 class IJBIdentification(IJBBase):
     """IJB-B/C 1:N mixed-media identification over two galleries."""
+
+    needs_cosine_score = True  # galleries are searched by cosine (fr_bench.metrics.identification)
 
     def __init__(self, root: Path, spec: Mapping[str, Any], *, check_counts: bool = True, keep_norm: bool = True,
                  detector_weight: bool = True, pooling: str = "media-mean-sum") -> None:
@@ -118,16 +120,15 @@ class IJBIdentification(IJBBase):
 
         chosen = self.choose(conventions)
         conv, pooling = chosen["1n"], chosen["pooling"]
-        feats = self.template_features(embeddings, norms, pooling)
+        feats = self.template_features(embeddings, norms, pooling, chosen["score"])
         metrics_spec = self.spec.get("metrics", {})
         fpirs = tuple(float(f) for f in metrics_spec.get("fpirs", DEFAULT_FPIRS))
         ranks = tuple(int(k) for k in metrics_spec.get("ranks", DEFAULT_RANKS))
         probe = feats[self.probe_rows]
         galleries = {g: (feats[rows], sids) for g, (rows, sids) in self.galleries.items()}
-        result = ProtocolResult(protocol=self.name, metrics={},
-                                conventions={"1n": conv, "score": "cosine of L2-normalised template features "
-                                             f"pooled from {FLIP_FEATURES[chosen['flip']]}",
-                                             **self.pooling_conventions(pooling, chosen["flip"])})
+        result = ProtocolResult(protocol=self.name, metrics={}, conventions={
+            **chosen, **self.pooling_conventions(pooling, chosen["flip"])})
+        result.details["score"] = self.describe_score(chosen, "template features pooled from")
         unit = Units.from_values(self.probe_subjects, self.probe_subjects, "subject").a
         result.scores = ScoreRecords(extra={"probe_template": self.probe_templates.astype(np.int32),
                                             "probe_subject": self.probe_subjects.astype(np.int32)})

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fr_bench.protocols.base import file_error
+from fr_bench.protocols.base import file_error, read_text_lines
 from fr_bench.protocols.columns import read_columns
 
 #: Columns a 1:N CSV must have (found by header name; other columns vary between releases and are ignored).
@@ -117,6 +117,8 @@ def read_1n_csv(path: str | os.PathLike, *, return_lines: bool = False) -> tuple
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (ValueError, pd.errors.ParserError) as exc:
+        if isinstance(exc, UnicodeDecodeError):
+            read_text_lines(path, "1:N CSV")  # raises naming the line that is not UTF-8
         raise file_error(path, None, f"not a readable CSV: {exc}") from exc
     df.columns = [str(c).strip().upper() for c in df.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]

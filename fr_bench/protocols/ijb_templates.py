@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from fr_bench.similarity import ScoreFunction
+
 #: Pooling conventions, the reference first.
 POOLINGS = ("media-mean-sum", "media-balanced", "image-mean", "norm-weighted")
 
@@ -84,8 +86,10 @@ def pooling_weights(layout: TemplateLayout, pooling: str, *, norms: np.ndarray |
     return w
 
 
-def pool_templates(features: np.ndarray, layout: TemplateLayout, weights: np.ndarray) -> np.ndarray:
-    """L2-normalised template features (n_templates x dim, float32): ``sum_i weights_i * features_i`` per template.
+def pool_templates(features: np.ndarray, layout: TemplateLayout, weights: np.ndarray, *,
+                   normalise: bool = True) -> np.ndarray:
+    """Template features (n_templates x dim, float32): ``sum_i weights_i * features_i`` per template, L2-normalised
+    when ``normalise`` (else left for the score function's ``prepare``). A template pooling to zero raises.
 
     One sparse (templates x images) matrix product: the image features are never copied or reweighted in memory.
     """
@@ -100,7 +104,8 @@ def pool_templates(features: np.ndarray, layout: TemplateLayout, weights: np.nda
     if zero.size:
         raise ValueError(f"template {layout.template_ids[zero[0]]} pools to a zero (or non-finite) feature "
                          f"({zero.size} templates): all its weights are zero (detector scores of 0?)")
-    pooled /= norm[:, None]
+    if normalise:
+        pooled /= norm[:, None]
     return pooled
 
 
@@ -115,9 +120,13 @@ def _compact(idx: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return used, position[idx]
 
 
-def pair_scores(features: np.ndarray, idx_a: np.ndarray, idx_b: np.ndarray, *, block_bytes: int = 1 << 29,
-                dense_threshold: float = 0.01, dtype: type = np.float32) -> np.ndarray:
-    """Cosine score of every pair (rows ``idx_a[k]``, ``idx_b[k]`` of unit-norm ``features``), in ``dtype``.
+def pair_scores(features: np.ndarray, idx_a: np.ndarray, idx_b: np.ndarray, *, score: ScoreFunction | None = None,
+                block_bytes: int = 1 << 29, dense_threshold: float = 0.01, dtype: type = np.float32) -> np.ndarray:
+    """Score of every pair (rows ``idx_a[k]``, ``idx_b[k]`` of the PREPARED ``features``), in ``dtype``.
+
+    ``score`` (default: the registry's cosine) is a :class:`fr_bench.similarity.ScoreFunction` whose ``prepare``
+    the caller has applied. A score that is the cosine of its prepared rows is a dot product of them: the fast paths
+    below. Any other score is computed by its ``rows`` on chunks of gathered pairs.
 
     When the pairs cover at least ``dense_threshold`` of (used a-rows x used b-rows) -- IJB-C's gallery x probe
     structure covers ~23% -- the scores are read from matrix products of the used rows: one GEMM when the score
@@ -140,6 +149,12 @@ def pair_scores(features: np.ndarray, idx_a: np.ndarray, idx_b: np.ndarray, *, b
     n_pairs = len(idx_a)
     out = np.empty(n_pairs, dtype=dtype)
     if n_pairs == 0:
+        return out
+    if score is not None and not score.cosine_of_prepared:
+        _compact(idx_a, len(features)), _compact(idx_b, len(features))  # bounds checks
+        for start in range(0, n_pairs, 1 << 16):
+            sl = slice(start, start + (1 << 16))
+            out[sl] = score.rows(features[idx_a[sl]], features[idx_b[sl]])
         return out
     feats = np.ascontiguousarray(features, dtype=dtype)
     n, dim = feats.shape

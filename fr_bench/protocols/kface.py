@@ -9,7 +9,8 @@ Expected under ``root`` (FORMATS.md "K-FACE")::
 (``lists_dir=`` points elsewhere for the lists.) Paths in the lists are relative to ``root``. The tier definitions
 (which S/L/E/C make Q1..Q4) are not confirmed: the lists are read, never generated.
 
-Per list: cosine scores of the L2-normalised embeddings, by default of the image and mirror embeddings concatenated
+Per list: scores of the ``score`` convention (default cosine of the L2-normalised embeddings), by default of the
+image and mirror embeddings concatenated
 (flip convention ``concat``, as UNPG's released evaluation does; ``sum`` and ``none`` selectable); TAR@FAR (1e-4, 1e-3, 1e-2, 1e-1; convention ``nearest`` by default
 as in the UNPG tables, ``strict``/``interpolated`` selectable). With 500 impostor pairs a list cannot resolve FAR below
 2e-3 (needs floor(far * n_impostor) >= 1): those are NaN and flagged. Accuracy: ``best-threshold`` by default (UNPG's
@@ -38,9 +39,10 @@ import numpy as np
 from fr_bench.protocols.base import ImageSource, Protocol, ProtocolResult, file_error, require_root
 from fr_bench.protocols.array_images import ArrayImageSource
 from fr_bench.protocols.columns import check_count, read_columns
-from fr_bench.protocols.conventions import FLIP_FEATURES, TAR_CONVENTIONS
+from fr_bench.protocols.conventions import TAR_CONVENTIONS
 from fr_bench.protocols.scoring import Units, accuracy_interval, op_dict, pair_record, score_verification
 from fr_bench.results import ScoreRecords
+from fr_bench.similarity import get_score
 
 LISTS = ("Q1", "Q2", "Q3", "Q4")
 ACCURACY_CONVENTIONS = ("best-threshold", "kfold-exact", "kfold-grid")
@@ -120,18 +122,17 @@ class KFace(Protocol):
 
         chosen = self.choose(conventions)
         tar_conv, acc_conv = chosen["tar"], chosen["accuracy"]
-        emb = self.check_embeddings(embeddings).astype(np.float64)
-        unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+        score = get_score(chosen["score"])
+        prepared = score.prepare(self.check_embeddings(embeddings).astype(np.float64))
         fars = tuple(self.spec.get("metrics", {}).get("fars", (1e-4, 1e-3, 1e-2, 1e-1)))
-        result = ProtocolResult(protocol=self.name, metrics={},
-                                conventions={"tar": tar_conv, "accuracy": acc_conv, "flip": chosen["flip"],
-                                             "score": f"cosine of L2-normalised {FLIP_FEATURES[chosen['flip']]}"})
+        result = ProtocolResult(protocol=self.name, metrics={}, conventions=dict(chosen))
+        result.details["score"] = self.describe_score(chosen)
         identity = Units.from_values(self.identities, self.identities, "identity").a  # one code per image
         arrays = []
         for code, q in enumerate(self.lists):
             ra, rb = self.rows[q]
             labels = self.pairs[q][2].astype(bool)
-            scores = np.sum(unit[ra] * unit[rb], axis=1)
+            scores = np.asarray(score.rows(prepared[ra], prepared[rb]))
             units = Units(identity[ra], identity[rb], "identity")
             score_verification(result, scores, labels, fars=fars, convention=tar_conv, prefix=f"{q}/", units=units,
                                ci=ci, n_boot=n_boot, seed=seed)

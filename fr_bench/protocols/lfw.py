@@ -20,15 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from fr_bench.protocols.base import ProtocolError, file_error, require_root
-from fr_bench.protocols.pairs import (
-    FROM_SPEC,
-    PairProtocol,
-    as_bool,
-    expected_count,
-    file_pair_protocol,
-    pack_or_official,
-)
+from fr_bench.protocols.base import ProtocolError, file_error, read_text_lines, require_root
+from fr_bench.protocols.options import FROM_SPEC, as_bool, expected_count
+from fr_bench.protocols.pair_loading import file_pair_protocol, pack_or_official
+from fr_bench.protocols.pairs import PairProtocol
 
 #: Image folders tried, in order, when ``image_dir`` is not given.
 IMAGE_DIRS = ("lfw", "lfw-deepfunneled", "lfw_funneled", "lfw-funneled")
@@ -59,8 +54,7 @@ def read_pairs_txt(path: str | Path) -> tuple[list[tuple[str, int, str, int]], n
     p = Path(path)
     if not p.is_file():
         raise ProtocolError(f"{p}: LFW pair file not found")
-    with open(p, encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    lines = read_text_lines(p, "LFW pair file")
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:

@@ -50,12 +50,20 @@ from typing import Any
 
 import numpy as np
 
-from fr_bench.protocols.base import ImageSource, Protocol, ProtocolError, ProtocolResult, file_error, require_root
+from fr_bench.protocols.base import (
+    ImageSource,
+    Protocol,
+    ProtocolError,
+    ProtocolResult,
+    file_error,
+    read_text_lines,
+    require_root,
+)
 from fr_bench.protocols.array_images import ArrayImageSource
 from fr_bench.protocols.columns import check_count
-from fr_bench.protocols.conventions import FLIP_FEATURES
 from fr_bench.protocols.scoring import far_name, interval_dict, op_dict
 from fr_bench.results import ScoreRecords, SearchScores
+from fr_bench.similarity import get_score
 
 DISTRACTOR_SIZES = (10, 100, 1000, 10000, 100000, 1000000)
 CLEANINGS = ("remove-listed", "none", "arcface-devkit-variant")
@@ -106,7 +114,7 @@ def _read_list(path: Path, keys: Sequence[str]) -> dict[str, list]:
     if not path.is_file():
         raise file_error(path, None, "devkit template list not found")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads("\n".join(read_text_lines(path, "devkit template list")))
     except json.JSONDecodeError as exc:
         raise file_error(path, exc.lineno, f"invalid JSON: {exc.msg}") from None
     if not isinstance(data, dict) or any(not isinstance(data.get(k), list) for k in keys):
@@ -123,7 +131,7 @@ def read_noise_list(path: Path) -> set[str]:
     if not path.is_file():
         raise file_error(path, None, "noise list not found (needed by the cleaned protocol; cleaned=False skips it)")
     names = set()
-    for line in path.read_text().splitlines():
+    for line in read_text_lines(path, "noise list"):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -138,6 +146,8 @@ def _basenames(paths: np.ndarray) -> np.ndarray:
 
 class MegaFace(Protocol):
     """MegaFace challenge 1 with one distractor-set size."""
+
+    needs_cosine_score = True  # probes are searched among the distractors by cosine (fr_bench.metrics)
 
     def __init__(self, root: Path, spec: Mapping[str, Any], *, distractors: int, cleaning: str, aligned: bool,
                  features: str | os.PathLike | None, feature_suffix: str, check_counts: bool,
@@ -253,8 +263,11 @@ class MegaFace(Protocol):
         chosen = self.choose(conventions)
         emb = self.check_embeddings(embeddings)
         probe, dis = emb[:self.n_probes], emb[self.n_probes:]
-        if self.cleaning == "arcface-devkit-variant":
+        if self.cleaning == "arcface-devkit-variant":  # its own normalisation and extra dimension (module docstring)
             probe, dis = self._arcface_variant(probe, dis)
+        else:
+            prepare = get_score(chosen["score"]).prepare
+            probe, dis = prepare(probe), prepare(dis)
         fars = tuple(self.spec.get("metrics", {}).get("fars", (1e-6,)))
         rank1, ver = distractor_metrics(probe, self.probe_codes, dis, fars=fars, device=self.device)  # one pass
         result = ProtocolResult(protocol=self.name, metrics={"rank1": rank1.rank1},
@@ -262,8 +275,8 @@ class MegaFace(Protocol):
                                              "rank1": "devkit: each probe queries with one other image of its "
                                                       "identity added to the distractors; success iff it outranks all",
                                              "tar": "strict (accept iff score >= threshold)",
-                                             "score": f"cosine of L2-normalised {FLIP_FEATURES[chosen['flip']]}",
-                                             "flip": chosen["flip"]})
+                                             "score": chosen["score"], "flip": chosen["flip"]})
+        result.details["score"] = self.describe_score(chosen)
         for far, point in ver.items():
             name = f"tar@far={far_name(far)}"
             d = op_dict(point)

@@ -1,8 +1,10 @@
 """The shared pair-verification protocol (LFW, CFP-FP/FF, AgeDB-30, CALFW, CPLFW, folder, demo).
 
 A :class:`PairProtocol` is an image list, ``pairs`` (``(N, 2)`` indices into it), ``labels`` (genuine = True) and
-``folds`` (fold id per pair, contiguous, in the official order). ``evaluate`` scores each pair with the cosine of
-the L2-normalised embeddings (fused with the mirror image's as the ``flip`` convention says) and computes, with :mod:`fr_bench.metrics` only:
+``folds`` (fold id per pair, contiguous, in the official order). ``evaluate`` scores each pair with the registered
+score function of the ``score`` convention (:mod:`fr_bench.similarity`; default ``cosine``: the cosine of the
+L2-normalised embeddings), the embeddings fused with the mirror image's as the ``flip`` convention says, and
+computes, with :mod:`fr_bench.metrics` only:
 
 * ``accuracy`` / ``accuracy_std`` under a named convention (group ``"accuracy"``):
 
@@ -12,7 +14,9 @@ the L2-normalised embeddings (fused with the mirror image's as the ``flip`` conv
   - ``kfold-youden`` (FaceX-Zoo): threshold maximising TPR - FPR on the other folds; its spread is the standard
     error (``accuracy_sem``), recorded in ``details["accuracy_spread"]``;
   - ``kfold-angular`` (MagFace ``eval_1v1.py``): 10-fold on the angular distance arccos(cos)/pi after subtracting
-    the training folds' mean embedding;
+    the training folds' mean embedding. It takes the RAW feature rows (not L2-normalised, and not the ``score``
+    convention's scores): MagFace's feature files keep the norm and the mean it subtracts is that of the raw
+    features. MagFace embeds no mirror image, so its numbers are reproduced with ``flip=none``;
   - ``best-threshold``: best accuracy over all thresholds on the whole set -- an optimistic oracle figure, flagged.
 
 * ``tar@far=<f>`` for the spec's FAR list, read on the whole-set ROC under a named convention (group ``"tar"``:
@@ -39,29 +43,24 @@ Confidence intervals (``evaluate(..., ci=0.95, n_boot=1000, seed=0)``), percenti
   too-narrow percentile interval; the pair bootstrap is the binomial-like uncertainty of the accuracy of these
   thresholds on this pair set (pairs treated as independent). ``best-threshold``: pairs only (one "fold").
 
-The module also holds the option helpers and the ``.bin`` builder shared by the pair-set loaders.
+Building a :class:`PairProtocol` from files (``.bin`` packs, official layouts, pair lists) is in
+:mod:`fr_bench.protocols.pair_loading`; loader options in :mod:`fr_bench.protocols.options`.
 """
 
 from __future__ import annotations
 
 import copy
-
 import re
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from fr_bench.protocols.base import ImageSource, Protocol, ProtocolError, ProtocolResult
 from fr_bench.protocols.conventions import FLIP_FEATURES, TAR_CONVENTIONS, check_flip
+from fr_bench.protocols.scoring import Units, accuracy_interval, pair_record, score_verification
 from fr_bench.results import ScoreRecords
-from fr_bench.protocols.scoring import (
-    Units,
-    accuracy_interval,
-    pair_record,
-    score_verification,
-)
+from fr_bench.similarity import get_score
 
 #: Accuracy conventions accepted by ``evaluate`` (first = default when the spec names none).
 ACCURACY_CONVENTIONS = ("kfold-grid", "kfold-exact", "kfold-youden", "kfold-angular", "best-threshold")
@@ -69,62 +68,6 @@ ACCURACY_CONVENTIONS = ("kfold-grid", "kfold-exact", "kfold-youden", "kfold-angu
 DEFAULT_FARS = (1e-3,)
 
 OPTIMISTIC_FLAG = "optimistic: oracle threshold on the whole set (best-threshold accuracy, no held-out folds)"
-
-
-# ---------------------------------------------------------------------------------------------------- options
-
-
-def as_bool(value: Any, name: str) -> bool:
-    """An option value as a bool (accepts bools, 0/1 and the strings true/false/yes/no/1/0)."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)) and int(value) in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
-        return value.strip().lower() in ("true", "yes", "1", "on")
-    raise ValueError(f"option {name}={value!r}: expected true or false")
-
-
-def as_count(value: Any, name: str, *, allow_none: bool = False) -> int | None:
-    """An option value as a non-negative int (strings of digits accepted; ``None``/"none" if ``allow_none``)."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "any", "")):
-        if allow_none:
-            return None
-        raise ValueError(f"option {name} needs a number")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"option {name}={value!r}: expected a whole number") from None
-    if isinstance(value, float) and value != number or number < 0:
-        raise ValueError(f"option {name}={value!r}: expected a whole number >= 0")
-    return number
-
-
-class _FromSpec:
-    """Sentinel default: take the value from the protocol spec."""
-
-    def __repr__(self) -> str:
-        return "<from spec>"
-
-
-FROM_SPEC: Any = _FromSpec()
-
-
-def expected_count(spec: Mapping[str, Any], value: Any, key: str = "pairs") -> int | None:
-    """The pair count to enforce: the spec's ``[counts] <key>`` unless the option overrides it (None = no check)."""
-    if value is FROM_SPEC:
-        count = spec.get("counts", {}).get(key)
-        return None if count is None else int(count)
-    return as_count(value, f"expected_{key}", allow_none=True)
-
-
-def contiguous_folds(n_pairs: int, n_folds: int) -> np.ndarray:
-    """Fold id per pair for ``n_folds`` contiguous folds, sizes as ``np.array_split`` (the first ``n % k`` folds
-    one larger), which is also scikit-learn ``KFold(shuffle=False)``'s layout."""
-    if n_folds <= 0:
-        return np.zeros(n_pairs, dtype=np.int64)
-    sizes = [len(c) for c in np.array_split(np.arange(n_pairs), n_folds)]
-    return np.repeat(np.arange(n_folds, dtype=np.int64), sizes)
 
 
 _LFW_NAME = re.compile(r"^(?P<name>.+)_\d+\.[A-Za-z0-9]+$")
@@ -243,8 +186,9 @@ class PairProtocol(Protocol):
 
     # -- scoring --------------------------------------------------------------------------------------------
 
-    def unit_embeddings(self, embeddings: np.ndarray, norms: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """``(L2-normalised rows, norm of each row)``; ``norms`` (if given) are the caller's feature norms."""
+    def feature_rows(self, embeddings: np.ndarray, norms: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """``(raw feature rows as float64, norm of each row)``: rows used by pairs must not be all zeros; ``norms``
+        (if given) are the caller's feature norms, recorded as ``xnorm``."""
         emb = self.check_embeddings(embeddings).astype(np.float64)
         own = np.linalg.norm(emb, axis=1)
         used = np.flatnonzero(np.bincount(self.pairs.ravel(), minlength=len(emb)))
@@ -254,19 +198,17 @@ class PairProtocol(Protocol):
                 f"{self.name}: {zero.size} embedding rows used by pairs are all zeros (e.g. row {zero[0]})"
             )
         if norms is None:
-            feature_norms = own
-        else:
-            feature_norms = np.asarray(norms, dtype=np.float64).reshape(-1)
-            if feature_norms.shape != (len(emb),):
-                raise ValueError(
-                    f"{self.name}: norms must have one value per image ({len(emb)}), got {np.shape(norms)}"
-                )
-        safe = np.where(own > 0, own, 1.0)
-        return emb / safe[:, None], feature_norms
+            return emb, own
+        feature_norms = np.asarray(norms, dtype=np.float64).reshape(-1)
+        if feature_norms.shape != (len(emb),):
+            raise ValueError(f"{self.name}: norms must have one value per image ({len(emb)}), got {np.shape(norms)}")
+        return emb, feature_norms
 
-    def pair_scores(self, unit: np.ndarray) -> np.ndarray:
-        """Cosine similarity of each pair (rows of ``unit`` are L2-normalised)."""
-        return np.einsum("ij,ij->i", unit[self.pairs[:, 0]], unit[self.pairs[:, 1]])
+    def pair_scores(self, emb: np.ndarray, score: str | None = None) -> np.ndarray:
+        """Score of each pair under the registered score ``score`` (default cosine), from raw feature rows."""
+        fn = get_score(score)
+        prepared = fn.prepare(emb)
+        return np.asarray(fn.rows(prepared[self.pairs[:, 0]], prepared[self.pairs[:, 1]]))
 
     def resampling_units(self) -> Units:
         """The bootstrap unit of each pair side: the identity (``"subject"``) when the image identities are known,
@@ -304,9 +246,6 @@ class PairProtocol(Protocol):
     ) -> ProtocolResult:
         """See the module docstring. Rows that are not finite (images the extractor skipped with
         ``skip_bad_images``) drop the pairs that use them; the result is flagged and counts what was scored."""
-        from fr_bench.metrics import pair_accuracy
-        from fr_bench.metrics import angular_heldout_scores, angular_kfold_accuracy, kfold_correct
-
         skipped = ~np.isfinite(np.asarray(embeddings)).all(axis=1)
         if skipped.ndim == 1 and skipped.any() and skipped.size == len(self.images):
             return self._without_images(skipped).evaluate(
@@ -314,25 +253,39 @@ class PairProtocol(Protocol):
                 conventions=conventions, ci=ci, n_boot=n_boot, seed=seed, accuracy_unit=accuracy_unit,
             )
         chosen = self.choose(conventions)
-        unit, feature_norms = self.unit_embeddings(embeddings, norms)
-        scores = self.pair_scores(unit)
-        labels = self.labels
-        result = ProtocolResult(protocol=self.name, metrics={}, flags=list(self.load_flags))
-        result.conventions = {
-            "accuracy": chosen["accuracy"],
-            "tar": chosen["tar"],
-            "score": f"cosine of L2-normalised {FLIP_FEATURES[chosen['flip']]}",
-            "flip": chosen["flip"],
-        }
+        emb, feature_norms = self.feature_rows(embeddings, norms)
+        scores = self.pair_scores(emb, chosen["score"])
+        result = ProtocolResult(protocol=self.name, metrics={}, flags=list(self.load_flags), conventions=dict(chosen))
+        result.details["score"] = self.describe_score(chosen)
+        correct, acc_folds, acc = self._accuracy(result, emb, scores, chosen["accuracy"])
+        # TAR@FAR, EER, AUC, ROC, distribution (+ their intervals): one sort, the shared path
+        units = self.resampling_units()
+        score_verification(result, scores, self.labels, fars=self.fars, convention=chosen["tar"], units=units, ci=ci,
+                           n_boot=n_boot, seed=seed)
+        result.metrics["xnorm"] = float(feature_norms[np.unique(self.pairs)].mean())
+        result.details["xnorm"] = (f"mean L2 norm of the embeddings of the images in scored pairs "
+                                   f"({FLIP_FEATURES[chosen['flip']]})")
+        result.details["counts"] = self._counts()
+        result.provenance = {"source": self.source, "data_files": list(self._data_files)}
+        result.scores = ScoreRecords(pairs=pair_record(scores, self.labels, units, folds=acc_folds, correct=correct))
+        if ci is not None:
+            self._accuracy_interval(result, correct, acc_folds, acc, accuracy_unit, ci=ci, n_boot=n_boot, seed=seed)
+        return result
 
-        # accuracy (fractions, not percent)
-        acc_conv = chosen["accuracy"]
-        if acc_conv == "kfold-angular":  # MagFace eval_1v1.py: training-fold mean subtracted, angular distance
-            emb_a, emb_b = unit[self.pairs[:, 0]], unit[self.pairs[:, 1]]
+    def _accuracy(self, result: ProtocolResult, emb: np.ndarray, scores: np.ndarray,
+                  convention: str) -> tuple[np.ndarray, np.ndarray, Any]:
+        """Pair accuracy under ``convention`` into ``result`` (fractions); returns ``(correct, folds, k-fold
+        result)``. ``kfold-angular`` takes the RAW feature rows, as MagFace's ``eval_1v1.py`` does (its feature
+        files keep the norm): the training folds' mean raw feature is subtracted before the angle is taken."""
+        from fr_bench.metrics import angular_heldout_scores, angular_kfold_accuracy, kfold_correct, pair_accuracy
+
+        labels = self.labels
+        if convention == "kfold-angular":
+            emb_a, emb_b = emb[self.pairs[:, 0]], emb[self.pairs[:, 1]]
             acc = angular_kfold_accuracy(emb_a, emb_b, labels, n_folds=self.n_folds)
             judged = angular_heldout_scores(emb_a, emb_b, n_folds=self.n_folds)
         else:
-            acc = pair_accuracy(scores, labels, convention=acc_conv, n_folds=max(self.n_folds, 2))
+            acc = pair_accuracy(scores, labels, convention=convention, n_folds=max(self.n_folds, 2))
             judged = scores
         correct, acc_folds = kfold_correct(judged, labels, accuracy=acc)
         result.metrics["accuracy"] = float(acc.mean)
@@ -359,223 +312,21 @@ class PairProtocol(Protocol):
                     "k-fold accuracy splits the scored pairs into equal contiguous folds, which differ from the "
                     f"benchmark's folds here (fold sizes {official.tolist()})"
                 )
+        return correct, acc_folds, acc
 
-        # TAR@FAR, EER, AUC, ROC, distribution (+ their intervals): one sort, the shared path
-        units = self.resampling_units()
-        score_verification(result, scores, labels, fars=self.fars, convention=chosen["tar"], units=units, ci=ci,
-                           n_boot=n_boot, seed=seed)
-        used = np.unique(self.pairs)
-        result.metrics["xnorm"] = float(feature_norms[used].mean())
-        result.details["counts"] = {
-            "pairs": int(len(labels)),
-            "genuine": int(labels.sum()),
-            "impostor": int((~labels).sum()),
-            "images": int(len(self.images)),
-            "folds": int(self.n_folds),
-            "n_pairs_scored": int(len(labels)),
-            "n_pairs_total": int(self.n_pairs_total),
-        }
-        result.details["xnorm"] = (f"mean L2 norm of the embeddings of the images in scored pairs "
-                                   f"({FLIP_FEATURES[chosen['flip']]})")
-        result.provenance = {"source": self.source, "data_files": list(self._data_files)}
-        result.scores = ScoreRecords(pairs=pair_record(scores, labels, units, folds=acc_folds, correct=correct))
-        if ci is not None:
-            if acc.optimistic and accuracy_unit == "fold":
-                raise ValueError(f"{self.name}: accuracy_unit='fold' needs a k-fold accuracy convention, not "
-                                 "best-threshold")
-            result.intervals["accuracy"] = accuracy_interval(correct, acc_folds, accuracy_unit, ci=ci, n_boot=n_boot,
-                                                             seed=seed)
-            if accuracy_unit == "fold":
-                result.flags.append(f"accuracy interval resamples the {acc.n_folds} folds: coarse (at most "
-                                    f"{acc.n_folds} distinct fold accuracies)")
-        return result
+    def _counts(self) -> dict[str, int]:
+        labels = self.labels
+        return {"pairs": int(len(labels)), "genuine": int(labels.sum()), "impostor": int((~labels).sum()),
+                "images": int(len(self.images)), "folds": int(self.n_folds), "n_pairs_scored": int(len(labels)),
+                "n_pairs_total": int(self.n_pairs_total)}
 
-
-# ---------------------------------------------------------------------------------------------------- shared loading
-
-
-def bin_protocol(
-    path: Path,
-    spec: Mapping[str, Any],
-    *,
-    expected_pairs: Any = FROM_SPEC,
-    n_folds: int | None = None,
-) -> PairProtocol:
-    """A :class:`PairProtocol` over an insightface ``.bin`` pack: pair k = images 2k, 2k+1; contiguous folds."""
-    from fr_bench.protocols.binpack import read_bin
-    from fr_bench.protocols.images import BinPackImageSource
-
-    bins, issame = read_bin(path, expected_count(spec, expected_pairs))
-    n = len(issame)
-    k = int(spec.get("counts", {}).get("folds", 10)) if n_folds is None else n_folds
-    images = BinPackImageSource(path, 2 * n, bins=bins)
-    pairs = np.arange(2 * n, dtype=np.int64).reshape(n, 2)
-    return PairProtocol(
-        spec, images, pairs, issame, contiguous_folds(n, k), n_folds=k, data_files=[str(path)], source="bin"
-    )
-
-
-def pack_or_official(
-    base: Path,
-    spec: Mapping[str, Any],
-    format: str,
-    *,
-    official_found: bool,
-    official_what: str,
-    landmarks: str | None,
-    aligned: bool,
-    expected_pairs: Any,
-    build_official: Callable[[], PairProtocol],
-) -> PairProtocol:
-    """The one rule for benchmarks shipped both as an official layout and as an insightface ``.bin`` pack.
-
-    ``format``: ``"bin"``, ``"official"`` or ``"auto"``, which takes the official layout when it is present
-    (``official_found``) and either ``landmarks``/``aligned`` says how to align its images or no pack exists, and the
-    pack otherwise. ``official_what`` names the official files in error messages; ``build_official`` builds that
-    protocol. Packs are looked up under the spec's ``[files] bin`` names.
-    """
-    if format not in ("auto", "official", "bin"):
-        raise ValueError(f"option format={format!r}: choose auto, official or bin")
-    bin_names = spec.get("files", {}).get("bin", [])
-    bin_names = [bin_names] if isinstance(bin_names, str) else list(bin_names)
-    pack = find_bin(base, bin_names)
-    if format == "auto":
-        if base.is_file() and pack is None:
-            raise ProtocolError(f"{base}: a {spec.get('name', 'protocol')} root file must be a .bin pack")
-        format = "official" if official_found and (landmarks is not None or aligned or pack is None) else "bin"
-        if format == "bin" and pack is None:
-            wanted = f"{official_what} (official layout) nor " if official_what else ""
-            raise ProtocolError(f"{base}: found neither {wanted}{', '.join(bin_names)} (insightface pack)"
-                                if wanted else f"{base}: no {' or '.join(bin_names)} found")
-    if format == "bin":
-        if pack is None:
-            raise ProtocolError(f"{base}: no {' or '.join(bin_names)} found")
-        if landmarks is not None or aligned:
-            raise ValueError("options landmarks/aligned apply to the official layout, not to a .bin pack")
-        return bin_protocol(pack, spec, expected_pairs=expected_pairs)
-    if not official_found:
-        raise ProtocolError(f"{base}: {official_what or 'no official layout is supported for this benchmark'}"
-                            f"{' not found' if official_what else '; use the .bin pack'}")
-    return build_official()
-
-
-def find_bin(root: Path, names: Sequence[str]) -> Path | None:
-    """``root`` itself if it is a ``.bin`` file, else the first ``root/<name>`` that exists, else None."""
-    if root.is_file():
-        if root.suffix.lower() == ".bin":
-            return root
-        return None
-    for name in names:
-        cand = root / name
-        if cand.is_file():
-            return cand
-    return None
-
-
-def file_pair_protocol(
-    spec: Mapping[str, Any],
-    root: Path,
-    image_dir: Path,
-    rel_a: Sequence[str],
-    rel_b: Sequence[str],
-    labels: Sequence[bool],
-    folds: np.ndarray,
-    n_folds: int,
-    where: Sequence[tuple[str, int]],
-    *,
-    landmarks: str | Path | None,
-    aligned: bool,
-    allow_missing: bool,
-    data_files: Sequence[str],
-    source: str,
-    flags: Sequence[str] = (),
-) -> PairProtocol:
-    """A :class:`PairProtocol` over image files ``image_dir/<rel>`` listed by a pair file.
-
-    ``where[k]`` is the (file, line) that defined pair ``k``, for errors. Images must come with a landmark file
-    (``landmarks``, see :func:`fr_bench.protocols.images.read_landmarks`; paths relative to ``image_dir`` or to
-    ``root``) or be declared already aligned (``aligned=True``, 112x112 checked on load). With ``allow_missing``,
-    pairs whose image file (or landmark line) is missing are dropped and flagged; otherwise the first one raises.
-    """
-    from fr_bench.protocols.base import file_error
-    from fr_bench.protocols.images import FileImageSource, read_landmarks
-
-    name = spec.get("name", "protocol")
-    if landmarks is None and not aligned:
-        raise ProtocolError(
-            f"{image_dir}: {name} images in the official layout are not aligned 112x112 crops. Pass "
-            "landmarks=PATH (lines '<relative path> x1 y1 ... x5 y5 [score]'; `frbench landmarks ROOT -o FILE` "
-            "makes one with the shipped detector) to align them, aligned=True if this tree already holds aligned "
-            "112x112 crops, or use the benchmark's .bin pack"
-        )
-    if landmarks is not None and aligned:
-        raise ValueError(f"{name}: give either landmarks=PATH or aligned=True, not both")
-    n = len(labels)
-    unique: dict[str, int] = {}
-    first_use: list[int] = []
-    for k, rel in enumerate(r for pair in zip(rel_a, rel_b) for r in pair):
-        if rel not in unique:
-            unique[rel] = len(unique)
-            first_use.append(k // 2)
-    rels = list(unique)
-    try:
-        prefix = image_dir.relative_to(root).as_posix() if image_dir != root else ""
-    except ValueError:
-        prefix = ""
-    prefix = f"{prefix}/" if prefix else ""
-    missing = np.array([not (image_dir / rel).is_file() for rel in rels], dtype=bool)
-    why = ["image file not found"] * len(rels)
-    table_rows = None
-    if landmarks is not None:
-        table = read_landmarks(landmarks)
-        table_rows = np.full(len(rels), -1, dtype=np.int64)
-        for i, rel in enumerate(rels):
-            row = table.lookup(rel, prefix + rel)
-            if row is None:
-                if not missing[i]:
-                    why[i] = f"no landmarks for it in {table.path}"
-                missing[i] = True
-            else:
-                table_rows[i] = row
-        data_files = [*data_files, str(table.path)]
-    if missing.any() and not allow_missing:
-        i = int(np.flatnonzero(missing)[0])
-        file, line = where[first_use[i]]
-        raise file_error(
-            file, line, f"{why[i]}: {image_dir / rels[i]} ({int(missing.sum())} such images in all; "
-            "pass allow_missing=True to drop their pairs)"
-        )
-    index_a = np.array([unique[r] for r in rel_a], dtype=np.int64)
-    index_b = np.array([unique[r] for r in rel_b], dtype=np.int64)
-    keep_pair = ~(missing[index_a] | missing[index_b])
-    flags = list(flags)
-    if not keep_pair.all():
-        flags.append(
-            f"allow_missing: {int((~keep_pair).sum())} of {n} pairs dropped ({int(missing.sum())} images missing "
-            f"or without landmarks); scored {int(keep_pair.sum())} pairs"
-        )
-    # compact the image list to images used by kept pairs, preserving order
-    used = np.zeros(len(rels), dtype=bool)
-    used[index_a[keep_pair]] = True
-    used[index_b[keep_pair]] = True
-    new_index = np.cumsum(used) - 1
-    kept_rels = [r for r, u in zip(rels, used) if u]
-    lm = None
-    if table_rows is not None:
-        lm = table.points[table_rows[used]]
-    images = FileImageSource(image_dir, kept_rels, lm, key_prefix=prefix)
-    if aligned:
-        images.check_first()
-    pairs = np.stack([new_index[index_a[keep_pair]], new_index[index_b[keep_pair]]], axis=1)
-    return PairProtocol(
-        spec,
-        images,
-        pairs,
-        np.asarray(labels, dtype=bool)[keep_pair],
-        np.asarray(folds)[keep_pair],
-        n_folds=n_folds,
-        data_files=[*data_files, str(image_dir)],
-        source=source,
-        n_pairs_total=n,
-        flags=flags,
-    )
+    def _accuracy_interval(self, result: ProtocolResult, correct: np.ndarray, acc_folds: np.ndarray, acc: Any,
+                           accuracy_unit: str, *, ci: float, n_boot: int, seed: int) -> None:
+        if acc.optimistic and accuracy_unit == "fold":
+            raise ValueError(f"{self.name}: accuracy_unit='fold' needs a k-fold accuracy convention, not "
+                             "best-threshold")
+        result.intervals["accuracy"] = accuracy_interval(correct, acc_folds, accuracy_unit, ci=ci, n_boot=n_boot,
+                                                         seed=seed)
+        if accuracy_unit == "fold":
+            result.flags.append(f"accuracy interval resamples the {acc.n_folds} folds: coarse (at most "
+                                f"{acc.n_folds} distinct fold accuracies)")
