@@ -261,7 +261,6 @@ def _plot(runs: Mapping[str, ScoredRun], path: Path) -> Path | None:
         draw_distribution(ax, rec, name)
         if ax.get_legend() is not None:
             ax.get_legend().remove()
-    fig.tight_layout()
     return save_figure(fig, path)[0]
 
 
