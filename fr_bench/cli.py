@@ -54,10 +54,26 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-class _Group(click.Group):
-    """Shows bad input (a missing file, a malformed line, an unknown name) as one clear error line, not a traceback.
+#: Optional dependencies -> the extra that installs them (a missing one is bad setup, not a bug).
+_EXTRAS = {"onnxruntime": "onnx", "onnx": "onnx", "cv2": "detect"}
 
-    Set ``FRBENCH_DEBUG=1`` for the full traceback.
+#: What a command may raise for bad input or a bad environment: fr_bench's own errors (ProtocolError,
+#: ModelLoadError, ModelOutputError, ScoresFileError, ResultFormatError, ComparisonError, ImageDecodeError, the
+#: training errors ...) all derive from ValueError or RuntimeError; files and folders raise OSError.
+_USER_ERRORS = (ValueError, KeyError, OSError, RuntimeError)
+
+
+def one_line(exc: BaseException) -> str:
+    """``exc`` as the one line the CLI prints: its type and message, line breaks folded."""
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _Group(click.Group):
+    """Shows bad input (a missing file, a malformed line, an unknown name, a model that misbehaves) as ONE clear
+    error line and a non-zero exit status, not a traceback; an optional dependency that is missing names its extra.
+    Anything else is a bug in fr_bench and keeps its traceback. Set ``FRBENCH_DEBUG=1`` for every traceback.
     """
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -67,11 +83,15 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
-        except (ValueError, KeyError, FileNotFoundError, OSError, RuntimeError) as exc:
+        except ModuleNotFoundError as exc:
+            extra = _EXTRAS.get((exc.name or "").split(".")[0])
+            if extra is None or os.environ.get("FRBENCH_DEBUG"):
+                raise
+            raise click.ClickException(f"{one_line(exc)}; install it with pip install 'fr-bench[{extra}]'") from exc
+        except _USER_ERRORS as exc:
             if os.environ.get("FRBENCH_DEBUG"):
                 raise
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise click.ClickException(f"{type(exc).__name__}: {message}") from exc
+            raise click.ClickException(one_line(exc)) from exc
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
