@@ -8,6 +8,12 @@ DataLoader workers included, no cache). Baseline: the same model's forward pass 
 already on the device, at the same batch size (doubled when flip is on, as the pipeline does), with the same
 autocast. Both count images/s per *input image*; the ratio pipeline/baseline says how much of the model's speed the
 pipeline delivers (1.0 = decoding and transfers fully hidden).
+
+Memory (``--memory``): peak resident memory of one extraction per (batch size, onnxruntime CPU arena on/off), each
+in a fresh process (``resource.getrusage`` ``ru_maxrss``; decoding in-process, ``--workers`` ignored), with the
+machine's load average beside it::
+
+    python bench/extract_bench.py --memory --model sface --n 1100 --mem-batches 128,32
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
+import os
+import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -108,6 +118,38 @@ def bare_forward(emb, n: int, batch: int, flip: bool, amp) -> float:
     return steps * batch / (time.perf_counter() - t)
 
 
+def memory_child(config: dict) -> None:
+    """One extraction in this (fresh) process; prints its peak RSS and throughput as one JSON line."""
+    from fr_bench.models import onnx_model
+
+    onnx_model.CPU_MEM_ARENA = bool(config["arena"])
+    emb = build(config["model"], "cpu")
+    loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t = time.perf_counter()
+    extract(JpegSource(config["n"]), emb, batch_size=config["batch"], flip=config["flip"], num_workers=0,
+            progress=False)
+    seconds = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"loaded_mb": loaded, "peak_mb": peak, "img_s": config["n"] / seconds}))
+
+
+def memory_table(models: list[str], n: int, batches: list[int], flip: bool) -> None:
+    """Peak RSS per (model, batch, arena), each run in a fresh process, with the load average before each run."""
+    print(f"n={n} flip={flip} cores={os.cpu_count()} (peak RSS from ru_maxrss; load = 1-min load average)")
+    print("| model | batch | onnxruntime CPU arena | RSS after load (MB) | peak RSS (MB) | img/s | load |")
+    print("|---|---|---|---|---|---|---|")
+    for spec in models:
+        for batch in batches:
+            for arena in (True, False):
+                load = os.getloadavg()[0]
+                config = {"model": spec, "n": n, "batch": batch, "arena": arena, "flip": flip}
+                out = subprocess.run([sys.executable, __file__, "--memory-child", json.dumps(config)],
+                                     check=True, capture_output=True, text=True).stdout
+                r = json.loads(out.strip().splitlines()[-1])
+                print(f"| {spec} | {batch} | {'on' if arena else 'off'} | {r['loaded_mb']:.0f} | {r['peak_mb']:.0f} "
+                      f"| {r['img_s']:.1f} | {load:.1f} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", help="built-in name, file, or arch (random init); repeatable")
@@ -117,7 +159,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: extract's)")
     parser.add_argument("--no-flip", action="store_true", help="embed without the mirrored copy")
     parser.add_argument("--amp", default="bf16", help="bf16, fp16 or off (CUDA only)")
+    parser.add_argument("--memory", action="store_true", help="peak RSS per batch size and CPU arena setting (CPU)")
+    parser.add_argument("--mem-batches", default="128,32", help="batch sizes for --memory (comma-separated)")
+    parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory_child:
+        memory_child(json.loads(args.memory_child))
+        return
+    if args.memory:
+        memory_table(args.model or ["sface"], args.n or 1100, [int(b) for b in args.mem_batches.split(",")],
+                     not args.no_flip)
+        return
     cuda = args.device.startswith("cuda")
     models = args.model or (["iresnet50", "iresnet100"] if cuda else ["sface", "iresnet18"])
     n = args.n or (20000 if cuda else 16)

@@ -293,6 +293,48 @@ def _check_skipped_count(features: np.ndarray, skipped: list[tuple[int, str, str
         )
 
 
+def _fill(images: Any, model: Embedder, cache: EmbeddingCache | None, *, n: int, dim: int, rank: int, world: int,
+          progress: bool, **compute: Any) -> tuple[np.ndarray, list, dict[str, float], int, float]:
+    """All ``n`` rows: completed ones from the cache, the rest computed (sharded across torchrun ranks).
+
+    Returns ``(features, skipped, timing parts, rows computed, compute seconds)``; closes the cache.
+    """
+    features = np.full((n, dim), np.nan, np.float32)
+    todo = np.ones(n, bool)
+    try:
+        if cache is not None and rank == 0:
+            cache.open()
+            done_rows, done_feats = cache.completed()
+            features[done_rows] = done_feats
+            todo[done_rows] = False
+        if world > 1:
+            shared = [todo if rank == 0 else None]
+            torch.distributed.broadcast_object_list(shared, src=0)
+            todo = shared[0]
+        todo_rows = np.flatnonzero(todo)
+        mine = shard_rows(todo_rows, rank, world)
+        bar = tqdm(total=n, initial=n - len(todo_rows), unit="img", desc=f"embedding [{model.name}]",
+                   disable=not progress or rank != 0, dynamic_ncols=True)
+        t_compute = time.perf_counter()
+        failure: str | None = None
+        with bar:
+            try:
+                rows, feats, skipped, parts = _compute(images, model, mine, cache=cache if world == 1 else None,
+                                                       bar=bar, **compute)
+            except Exception as exc:  # under torchrun the other ranks wait in all_gather: tell them, then stop all
+                if world == 1:
+                    raise
+                failure = f"rank {rank}: {type(exc).__name__}: {exc}"
+                rows, feats, skipped, parts = mine[:0], np.empty((0, dim), np.float32), [], {}
+        if world > 1:
+            rows, feats, skipped = _gather(rows, feats, skipped, failure, world, cache, rank)
+        features[rows] = feats
+    finally:
+        if cache is not None:
+            cache.close()
+    return features, skipped, parts, len(todo_rows), time.perf_counter() - t_compute
+
+
 def extract(
     images: Any,
     model: Embedder | str,
@@ -322,7 +364,8 @@ def extract(
     mode = flip_mode(flip)
     if not isinstance(model, Embedder):
         model = load_model(model, device=str(device or "cpu"))
-    elif device is not None and not _same_device(torch.device(device), model.requested_device):
+    elif device is not None and not any(_same_device(torch.device(device), d)
+                                        for d in (model.requested_device, model.device)):
         raise ValueError(f"extract(device={device!r}) but model {model.name} is loaded on {model.device}; "
                          "load it with load_model(..., device=...) on the device to use")
     batch_size = default_batch_size(model.device) if batch_size is None else int(batch_size)
@@ -338,46 +381,11 @@ def extract(
     identity = _identity(images, model, keys, flip=mode, amp=amp, color_space=color_space,
                          data_fingerprint=data_fingerprint)
     cache = EmbeddingCache(cache_dir, identity, n, dim, meta={"model": model.name}) if cache_dir else None
-
-    features = np.full((n, dim), np.nan, np.float32)
-    todo = np.ones(n, bool)
-    try:
-        if cache is not None and rank == 0:
-            cache.open()
-            done_rows, done_feats = cache.completed()
-            features[done_rows] = done_feats
-            todo[done_rows] = False
-        if world > 1:
-            shared = [todo if rank == 0 else None]
-            torch.distributed.broadcast_object_list(shared, src=0)
-            todo = shared[0]
-        todo_rows = np.flatnonzero(todo)
-        mine = shard_rows(todo_rows, rank, world)
-        bar = tqdm(total=n, initial=n - len(todo_rows), unit="img", desc=f"embedding [{model.name}]",
-                   disable=not progress or rank != 0, dynamic_ncols=True)
-        t_compute = time.perf_counter()
-        failure: str | None = None
-        with bar:
-            try:
-                rows, feats, skipped, parts = _compute(
-                    images, model, mine, batch_size=batch_size, num_workers=num_workers, flip=mode, amp=amp,
-                    skip_bad_images=skip_bad_images, cache=cache if world == 1 else None, bar=bar,
-                    color_space=color_space,
-                )
-            except Exception as exc:  # under torchrun the other ranks wait in all_gather: tell them, then stop all
-                if world == 1:
-                    raise
-                failure = f"rank {rank}: {type(exc).__name__}: {exc}"
-                rows, feats, skipped, parts = mine[:0], np.empty((0, dim), np.float32), [], {}
-        if world > 1:
-            rows, feats, skipped = _gather(rows, feats, skipped, failure, world, cache, rank)
-        features[rows] = feats
-    finally:
-        if cache is not None:
-            cache.close()
+    features, skipped, parts, computed, compute_s = _fill(
+        images, model, cache, n=n, dim=dim, rank=rank, world=world, progress=progress, batch_size=batch_size,
+        num_workers=num_workers, flip=mode, amp=amp, skip_bad_images=skip_bad_images, color_space=color_space,
+    )
     _check_skipped_count(features, skipped, model)
-    compute_s = time.perf_counter() - t_compute
-    computed = len(todo_rows)
     timings = {
         "seconds": time.perf_counter() - t0,
         "compute_s": compute_s,
