@@ -361,5 +361,5 @@ def eer_replicates(d: Pairs, w: np.ndarray, device: torch.device) -> np.ndarray:
             if fps[r, -1] == 0 or tps[r, -1] == 0:
                 out[start + r] = math.nan
                 continue
-            out[start + r] = eer_from_counts(fps[r], tps[r])
+            out[start + r] = eer_from_counts(np.r_[0, fps[r]], np.r_[0, tps[r]])
     return out
