@@ -68,7 +68,8 @@ def train(recipe, overrides, data, out, max_steps, device, resume, validate, qui
     The checkpoint is self-describing: `frbench evaluate -m OUT/checkpoint.pt -p PROTOCOL` needs no other flag.
     \b
     Examples:
-      frbench train arcface --data synthetic --out runs/arc --max-steps 200 model.backbone=tinyface model.input_size=64 optim.batch_size=64
+      frbench train arcface --data synthetic --out runs/arc --max-steps 200 \\
+          model.backbone=tinyface model.input_size=64 optim.batch_size=64
       frbench train cosface --data /data/faces_emore --out runs/cos --device cuda
       torchrun --nproc_per_node 8 -m fr_bench train arcface --data /data/ms1m-retinaface-t1 --out runs/r50
       frbench train arcface --data /data/faces_emore --out runs/r50 --resume

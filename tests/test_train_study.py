@@ -50,7 +50,8 @@ def test_norm_quality_correlation_is_pearson_of_ranks():
 def test_class_accuracy_counts_head_and_tail():
     w = np.eye(4)
     counts = np.array([10, 8, 2, 1])                 # the two smallest classes, 2 and 3, are the tail
-    feats = np.array([[1, 0.1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0.9, 0.2, 0], [0, 0, 0, 3], [2, 0, 0, 1]])
+    feats = np.array([[1, 0.1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0.9, 0.2, 0], [0, 0, 0, 3],
+                      [2, 0, 0, 1]])
     labels = np.array([0, 1, 2, 2, 3, 3])            # predicted 0, 1, 2, 1, 3, 0
     out = claims.class_accuracy(feats, labels, w, counts)
     assert (out["correct"], out["n"]) == (4, 6)
@@ -85,7 +86,8 @@ def test_claim_columns_compare_what_each_paper_compares():
     assert cols["groupface"]["GroupFace: EER group-aware vs cosine"] == "10.00% vs 12.50%"
     assert cols["cosface"] == {} and cols["softmax"] == {}
     table = leaderboard_markdown(rows, StudyConfig())
-    assert table.count("\n| ") == len(rows) and table.startswith("| recipe") and "frbench study --backbone tinyface" in table
+    assert table.count("\n| ") == len(rows) and table.startswith("| recipe")
+    assert "frbench study --backbone tinyface" in table
 
 
 def _stub_evaluator(test_root):

@@ -262,27 +262,14 @@ def train(recipe: Recipe, data: Any, out: str | Path, *, device: str | None = No
             epoch, pos = divmod(step, per_epoch)
             if batches is None or pos == 0:
                 keys = _epoch_keys(dataset, seed, epoch, rank, world, bool(cfg["data"]["flip"]))
-                keys = keys[pos * local_batch: per_epoch * local_batch]
-                batches = iter(DataLoader(_Items(dataset, transform), batch_size=local_batch, sampler=keys,
-                                          num_workers=int(cfg["data"]["num_workers"]), collate_fn=_collate,
-                                          drop_last=True, pin_memory=dev.type == "cuda",
-                                          generator=torch.Generator().manual_seed(seed + epoch)))
+                batches = _loader(dataset, transform, keys[pos * local_batch: per_epoch * local_batch],
+                                  local_batch, cfg, seed + epoch, dev)
             x, y, errors = next(batches)
             if errors:
                 raise ValueError(errors[0])
             lr = lr_at(step, total, float(o["lr"]), warmup=warm, kind=str(o["schedule"]), power=float(o["power"]))
-            for g in opt.param_groups:
-                g["lr"] = lr
-            if hasattr(head, "on_step"):
-                head.on_step(step)
-            loss = model(x.to(dev, non_blocking=True), y.to(dev, non_blocking=True))
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"recipe {recipe.name}: the loss is {loss.item()} at step {step} (diverged; lower optim.lr)")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if float(o["clip_grad_norm"]) > 0:
-                nn.utils.clip_grad_norm_(network.parameters(), float(o["clip_grad_norm"]))  # backbone only
-            opt.step()
+            loss = _update(model, opt, step_mod, x.to(dev, non_blocking=True), y.to(dev, non_blocking=True), lr,
+                           float(o["clip_grad_norm"]), step, recipe.name)
             step += 1
             loss_sum += loss.detach()
             n_loss += 1
@@ -308,6 +295,32 @@ def train(recipe: Recipe, data: Any, out: str | Path, *, device: str | None = No
     finally:
         bar.close()
     return TrainResult(out_dir=out, step=step, total_steps=total, last_loss=last, rows=rows)
+
+
+def _loader(dataset: Any, transform: Any, keys: list[tuple[int, bool]], batch: int, cfg: Mapping[str, Any],
+            seed: int, dev: torch.device) -> Any:
+    """An iterator over this rank's batches for ``keys``; its worker seeds come from ``seed``, not the global RNG."""
+    return iter(DataLoader(_Items(dataset, transform), batch_size=batch, sampler=keys, collate_fn=_collate,
+                           num_workers=int(cfg["data"]["num_workers"]), drop_last=True, pin_memory=dev.type == "cuda",
+                           generator=torch.Generator().manual_seed(seed)))
+
+
+def _update(model: nn.Module, opt: torch.optim.Optimizer, step_mod: _Step, x: torch.Tensor, y: torch.Tensor,
+            lr: float, clip: float, step: int, name: str) -> torch.Tensor:
+    """One SGD step at learning rate ``lr`` (the head's ``on_step`` hook first); returns the loss."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    if hasattr(step_mod.head, "on_step"):
+        step_mod.head.on_step(step)
+    loss = model(x, y)
+    if not torch.isfinite(loss):
+        raise RuntimeError(f"recipe {name}: the loss is {loss.item()} at step {step} (diverged; lower optim.lr)")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip > 0:
+        nn.utils.clip_grad_norm_(step_mod.network.parameters(), clip)  # the backbone's, as arcface_torch
+    opt.step()
+    return loss
 
 
 def _make_transform(size: int, recipe_name: str) -> Any:
