@@ -107,6 +107,11 @@ def main() -> None:
     Then:
       frbench leaderboard results/ --format md
       frbench plot roc --protocol ijbc results/
+      frbench compare results/modelA/ijbc.json results/modelB/ijbc.json
+    \b
+    Every command's --help has examples (frbench evaluate --help). Results go to ./results/ (--out), the
+    embedding cache to $FRBENCH_CACHE (default ~/.cache/fr_bench). Bad input stops with one error line;
+    FRBENCH_DEBUG=1 shows the traceback.
     """
 
 
@@ -164,7 +169,7 @@ def _prepare_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@main.command()
+@main.command(short_help="Evaluate a model on a protocol and store the result.")
 @_model_options
 @click.option("--out", type=click.Path(), default=DEFAULT_RESULTS, show_default=True,
               help="Results folder; the result is written to OUT/<model-name>/<protocol>.json.")
@@ -295,7 +300,7 @@ def _print_result(ev) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- landmarks
-@main.command()
+@main.command(short_help="Detect 5 face landmarks (YuNet) for unaligned photos.")
 @click.argument("root", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
               help="Landmark file to write (default: ./<ROOT name>_5pts_score.txt); images without a face are listed "
@@ -313,16 +318,18 @@ def landmarks(root, out, pattern, score_threshold, quiet) -> None:
     (right eye, left eye, nose tip, right mouth corner, left mouth corner); of several faces, the one nearest the
     image centre is kept. Images with no face are listed in OUT.missing.txt, never silently dropped: the
     protocols stop on them, or with -o allow_missing=true (pair-list protocols: lfw, cfp, calfw, cplfw) drop
-    their pairs and flag the result. Needs pip install 'fr-bench[detect]'.
+    their pairs and flag the result.
 
     \b
-    Two steps:
+    Examples (detect, then evaluate with the file):
       frbench landmarks /data/lfw -o lfw_5pts.txt
       frbench evaluate -m sface -p lfw -r /data/lfw -o landmarks=lfw_5pts.txt
     \b
     A folder tree of raw photos:
       frbench landmarks /data/myfaces -o myfaces_5pts.txt --pattern '**/*.png'
       frbench evaluate -m sface -p folder -r /data/myfaces -o landmarks=myfaces_5pts.txt
+    \b
+    Needs OpenCV: pip install 'fr-bench[detect]'
     """
     from fr_bench.detect import write_landmark_file
 
@@ -336,14 +343,15 @@ def landmarks(root, out, pattern, score_threshold, quiet) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- protocols
-@main.command()
+@main.command(short_help="List the protocols; with --root, which are present there.")
 @click.option("--root", "-r", type=click.Path(exists=True), default=None,
               help="With a folder: for each protocol, whether its files are found there and complete.")
 def protocols(root) -> None:
     """List the protocols fr_bench knows (and, with --root, which are present under ROOT).
 
     \b
-    Example:
+    Examples:
+      frbench protocols
       frbench protocols --root /data/benchmarks
     """
     from fr_bench.protocols import list_protocols, load_protocol, load_spec
@@ -378,7 +386,7 @@ def _candidate_roots(root: Path, protocol: str) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------------------ conventions
-@main.command()
+@main.command(short_help="One model's numbers under every named convention.")
 @_model_options
 def conventions(model, protocol, root, **kw) -> None:
     """The same embeddings under every applicable named convention, side by side.
@@ -386,8 +394,9 @@ def conventions(model, protocol, root, **kw) -> None:
     Uses the embedding cache: no second extraction. Shows how much the convention alone moves each number.
 
     \b
-    Example:
+    Examples:
       frbench conventions --model sface --protocol demo
+      frbench conventions -m ckpt.pth --arch iresnet50 -p lfw -r /data/faces_emore/lfw.bin
     """
     from fr_bench.report.tables import conventions_table, render
     from fr_bench.runner import conventions_rows, prepare
@@ -398,12 +407,13 @@ def conventions(model, protocol, root, **kw) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- compare
-@main.command()
+@main.command(short_help="Paired difference of two models, with intervals and tests.")
 @click.argument("result_a", type=click.Path(exists=True))
 @click.argument("result_b", type=click.Path(exists=True))
-@click.option("--n-boot", default=1000, show_default=True, type=int)
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--level", default=0.95, show_default=True, type=float)
+@click.option("--n-boot", default=1000, show_default=True, type=int, help="Paired bootstrap replicates.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Bootstrap seed.")
+@click.option("--level", default=0.95, show_default=True, type=float,
+              help="Confidence level of the difference's interval.")
 def compare(result_a, result_b, n_boot, seed, level) -> None:
     """Paired comparison of two result files of one protocol (same pairs, same data).
 
@@ -411,8 +421,9 @@ def compare(result_a, result_b, n_boot, seed, level) -> None:
     McNemar's exact test on the pairs the two models classify differently.
 
     \b
-    Example:
+    Examples:
       frbench compare results/modelA/lfw.json results/modelB/lfw.json
+      frbench compare results/modelA/ijbc.json results/modelB/ijbc.json --n-boot 2000 --level 0.99
     """
     from fr_bench.comparison import compare_results
     from fr_bench.report.tables import format_comparison
@@ -422,9 +433,10 @@ def compare(result_a, result_b, n_boot, seed, level) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ leaderboard
-@main.command()
+@main.command(short_help="Cross-model table of stored results (md/csv/latex/html).")
 @click.argument("results_dir", type=click.Path(), default=DEFAULT_RESULTS)
-@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex", "html"]), default="md", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex", "html"]), default="md", show_default=True,
+              help="Table format; footnotes follow the table (CSV: lines starting with #).")
 @click.option("--write", is_flag=True, help="Also write RESULTS_DIR/leaderboard.<ext>.")
 def leaderboard(results_dir, fmt, write) -> None:
     """Cross-model table of every stored result, with the published column conventions.
@@ -432,8 +444,10 @@ def leaderboard(results_dir, fmt, write) -> None:
     Rows of one protocol computed on different data (different file hashes) are marked and never ranked together.
 
     \b
-    Example:
+    Examples:
+      frbench leaderboard
       frbench leaderboard results/ --format latex
+      frbench leaderboard results/ --format csv --write
     """
     from fr_bench.report.tables import leaderboard as build, render, write_leaderboard
     from fr_bench.results import load_results
@@ -447,7 +461,7 @@ def leaderboard(results_dir, fmt, write) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------- plot
-@main.command()
+@main.command(short_help="ROC or DET curves of several models, or score distributions.")
 @click.argument("kind", type=click.Choice(["roc", "det", "dist"]))
 @click.argument("sources", nargs=-1, type=click.Path(exists=True))
 @click.option("--protocol", "-p", required=True, help="Protocol whose results to plot.")
