@@ -4,6 +4,7 @@ blocked matmul, measured in the same run.
     python bench/metrics_bench.py                      # IJB-C sized: 15.7M scores, 0.12% genuine
     python bench/metrics_bench.py --n 1000000          # smaller
     python bench/metrics_bench.py --probes 353 --distractors 100000
+    python bench/metrics_bench.py --sections bootstrap      # nearest vs strict replicates, 1,000 at IJB-C size
 
 Ratios are ours / baseline time (< 1: faster than the baseline). Peak memory is the tracemalloc peak of one extra
 call (numpy buffers are traced), in bytes per input score.
@@ -63,12 +64,15 @@ def verification_section(n: int, genuine_fraction: float, repeat: int, seed: int
     for conv in ("strict", "nearest", "interpolated"):
         base, name = ((t_sk_default, "sklearn roc_curve() + nearest reading") if conv == "nearest"
                       else (t_sk, "sklearn roc_curve(drop_intermediate=False)"))
-        rows.append((f"tar_at_far[{conv}]", lambda c=conv: M.tar_at_far(scores, labels, fars, c), base, name))
+        rows.append((f"tar_at_far[{conv}]", lambda c=conv: M.tar_at_far(scores, labels, fars=fars, convention=c),
+                     base, name))
     rows.append(("eer", lambda: M.eer(scores, labels), t_sk, "sklearn roc_curve(drop_intermediate=False)"))
     t_auc = best_time(lambda: roc_auc_score(labels, scores), repeat)
     rows.append(("verification_report (no acc.)",
-                 lambda: M.verification_report(scores, labels, fars, accuracy_convention=None), t_auc,
+                 lambda: M.verification_report(scores, labels, fars=fars, accuracy_convention=None), t_auc,
                  "sklearn roc_auc_score"))
+    rows.append(("roc_report [nearest]", lambda: M.roc_report(scores, labels, fars=fars, tar_convention="nearest"),
+                 t_sk_default, "sklearn roc_curve() + nearest reading"))
     print(f"{'function':34s} {'ours s':>8s} {'base s':>8s} {'ratio':>6s} {'peak B/score':>12s}  baseline")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -80,11 +84,32 @@ def verification_section(n: int, genuine_fraction: float, repeat: int, seed: int
     print(f"{'(sklearn roc_curve peak)':34s} {'':8s} {'':8s} {'':6s} {peak_sk:12.1f}")
     fold_n = min(n, 600_000)
     s_small, y_small = scores[:fold_n], labels[:fold_n]
-    t_kf = best_time(lambda: M.kfold_accuracy(s_small, y_small, 10, "exact"), 1)
-    t_kg = best_time(lambda: M.kfold_accuracy(s_small, y_small, 10, "insightface"), 1)
+    t_kf = best_time(lambda: M.pair_accuracy(s_small, y_small, convention="kfold-exact"), 1)
+    t_kg = best_time(lambda: M.pair_accuracy(s_small, y_small, convention="kfold-grid"), 1)
     t_sort = best_time(lambda: np.argsort(s_small.astype(np.float64)), 1)
-    print(f"kfold_accuracy on {fold_n:,}: exact {t_kf:.2f} s, grid {t_kg:.2f} s "
+    print(f"pair_accuracy on {fold_n:,}: kfold-exact {t_kf:.2f} s, kfold-grid {t_kg:.2f} s "
           f"(ratios to one argsort: {t_kf / t_sort:.1f}, {t_kg / t_sort:.1f})")
+    distribution_section(scores, labels, repeat)
+
+
+def distribution_section(scores: np.ndarray, labels: np.ndarray, repeat: int) -> None:
+    """distribution_overlap (200 equal-width bins over the score range) against the same histograms computed from
+    an edges array (what it did before: numpy sorts the data for an edges array)."""
+    gen, imp = scores[labels], scores[~labels]
+
+    def edges_version():
+        g, i = gen.astype(np.float64), imp.astype(np.float64)
+        edges = np.histogram_bin_edges(np.r_[g[:1], i[:1]], bins=200,
+                                       range=(min(g.min(), i.min()), max(g.max(), i.max())))
+        return np.histogram(g, bins=edges)[0], np.histogram(i, bins=edges)[0]
+
+    t_edges = best_time(edges_version, repeat)
+    t_ours = best_time(lambda: M.distribution_overlap(gen, imp), repeat)
+    d = M.distribution_overlap(gen, imp)
+    gc, ic = edges_version()
+    same = bool((d.genuine_counts == gc).all() and (d.impostor_counts == ic).all())
+    print(f"distribution_overlap (200 bins, all statistics) {t_ours:.2f} s; the two histograms alone from an edges "
+          f"array {t_edges:.2f} s (ratio {t_ours / t_edges:.2f}); identical counts: {same}")
 
 
 def identification_section(n_probes: int, n_distractors: int, dim: int, seed: int) -> None:
@@ -106,17 +131,57 @@ def identification_section(n_probes: int, n_distractors: int, dim: int, seed: in
 
     t_base = best_time(baseline, 1)
     scale = (3530 * 1_000_000) / (n_probes * n_distractors)
+    t0 = time.perf_counter()
+    both = M.distractor_metrics(probe, ids, distractors, fars=(1e-6,))
+    t = time.perf_counter() - t0
+    t0 = time.perf_counter()  # the two passes the protocol made before
+    two = (M.distractor_rank1(probe, ids, distractors), M.distractor_verification(probe, ids, distractors))
+    t_two = time.perf_counter() - t0
+    print(f"{'':30s} {'time s':>8s} {'at 3,530 x 1M (P*N scaling)':>30s}")
+    print(f"{'distractor_metrics (one pass)':30s} {t:8.2f} {t * scale:28.0f} s")
+    print(f"{'rank1 + verification (2 passes)':30s} {t_two:8.2f} {t_two * scale:28.0f} s   ratio {t / t_two:.2f}")
+    print(f"{'baseline matmul+max':30s} {t_base:8.2f} {t_base * scale:28.0f} s   ratio {t / t_base:.2f}")
+    print(f"same numbers: {both[0] == two[0] and both[1] == two[1]}")
+
+
+def bootstrap_section(n: int, n_subjects: int, n_boot: int, n_loop: int, seed: int) -> None:
+    """TAR@FAR replicates at IJB-C size: strict (vectorised) against nearest vectorised, and the nearest reading one
+    replicate at a time (the previous implementation, on ``n_loop`` replicates, extrapolated), identical values."""
+    from fr_bench.metrics import _replicates as rep
+
+    rng = np.random.default_rng(seed)
+    n_gen = int(n * 0.0012)
+    offset = rng.normal(0.0, 0.05, n_subjects)
+    a = rng.integers(0, n_subjects, n)
+    b = rng.integers(0, n_subjects - 1, n)
+    b = np.where(b >= a, b + 1, b)
+    b[:n_gen] = a[:n_gen]
+    labels = np.zeros(n, bool)
+    labels[:n_gen] = True
+    scores = (rng.normal(0.0, 0.1, n) + offset[a] + offset[b]).astype(np.float32)
+    scores[:n_gen] = (rng.normal(0.55, 0.15, n_gen) + offset[a[:n_gen]]).astype(np.float32)
+    fars = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+    w = M.draw_unit_weights(n_subjects, n_boot, seed=1)
+    print(f"\n== bootstrap replicates: {n:,} pairs, {n_subjects:,} subjects, {n_boot} replicates, FAR {fars}")
+    times = {}
+    for conv in ("strict", "nearest"):
+        t0 = time.perf_counter()
+        reps = M.tar_replicates(scores, labels, a, b, w, fars=fars, convention=conv)
+        times[conv] = time.perf_counter() - t0
+        if conv == "nearest":
+            vec = reps
+    rep.VECTORISED_NEAREST = False
     try:
         t0 = time.perf_counter()
-        M.distractor_rank1(probe, ids, distractors)
-        t = time.perf_counter() - t0
-    except NotImplementedError:
-        print(f"distractor_rank1 not implemented yet; baseline blocked matmul+max {t_base:.2f} s "
-              f"(x{scale:.0f} -> {t_base * scale:.0f} s at 3,530 x 1M)")
-        return
-    print(f"{'':22s} {'time s':>8s} {'at 3,530 x 1M (P*N scaling)':>30s}")
-    print(f"{'distractor_rank1':22s} {t:8.2f} {t * scale:28.0f} s")
-    print(f"{'baseline matmul+max':22s} {t_base:8.2f} {t_base * scale:28.0f} s   ratio {t / t_base:.2f}")
+        loop = M.tar_replicates(scores, labels, a, b, w[:n_loop], fars=fars, convention="nearest")
+        t_loop = (time.perf_counter() - t0) * n_boot / n_loop
+    finally:
+        rep.VECTORISED_NEAREST = True
+    same = bool(np.array_equal(loop, vec[:, :n_loop], equal_nan=True))
+    print(f"strict {times['strict']:.1f} s; nearest vectorised {times['nearest']:.1f} s "
+          f"(x{times['nearest'] / times['strict']:.2f} strict); nearest one replicate at a time {t_loop:.0f} s "
+          f"(from {n_loop}, extrapolated; x{t_loop / times['nearest']:.0f} the vectorised); identical on those "
+          f"{n_loop}: {same}")
 
 
 def main() -> None:
@@ -128,10 +193,20 @@ def main() -> None:
     p.add_argument("--distractors", type=int, default=100_000)
     p.add_argument("--dim", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sections", nargs="+", default=["verification", "distractors", "bootstrap"],
+                   choices=["verification", "distractors", "bootstrap"])
+    p.add_argument("--subjects", type=int, default=3500, help="bootstrap units")
+    p.add_argument("--boot", type=int, default=1000, help="bootstrap replicates")
+    p.add_argument("--loop", type=int, default=10, help="replicates timed one at a time (extrapolated)")
     a = p.parse_args()
-    verification_section(a.n, a.genuine_fraction, a.repeat, a.seed)
-    identification_section(a.probes, a.distractors, a.dim, a.seed)
+    if "verification" in a.sections:
+        verification_section(a.n, a.genuine_fraction, a.repeat, a.seed)
+    if "distractors" in a.sections:
+        identification_section(a.probes, a.distractors, a.dim, a.seed)
+    if "bootstrap" in a.sections:
+        bootstrap_section(a.n, a.subjects, a.boot, a.loop, a.seed)
     print(f"\nprocess max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(f"load: {open('/proc/loadavg').read().strip()}")
 
 
 if __name__ == "__main__":

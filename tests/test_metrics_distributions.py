@@ -99,3 +99,22 @@ def test_torch_input_and_constant_scores():
 def test_bad_input(g, i, bins, match):
     with pytest.raises(ValueError, match=match):
         distribution_overlap(np.asarray(g, dtype=float), np.asarray(i, dtype=float), bins=bins)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fixed_bins_count_exactly_as_the_edges_array_including_values_on_edges(seed):
+    rng = np.random.default_rng(seed)
+    edges = np.histogram_bin_edges([0.0], bins=50, range=(-0.3, 0.9))
+    g = np.r_[rng.uniform(-0.3, 0.9, 5000), edges, edges[::7], np.nextafter(edges, -1), np.nextafter(edges, 2)]
+    i = np.r_[rng.normal(0.1, 0.2, 20000).clip(-0.3, 0.9), edges[::3]]
+    g32, i32 = g.astype(np.float32), i.astype(np.float32)  # float32 scores, as the protocols pass them
+    for gs, im in ((g, i), (g32, i32)):
+        d = distribution_overlap(gs, im, bins=50, range=(-0.3, 0.9))
+        np.testing.assert_array_equal(d.bin_edges, edges)
+        ref_g = np.array([np.sum((gs >= a) & ((gs < b) | ((b == edges[-1]) & (gs == b))))  # [a, b), last closed
+                          for a, b in zip(edges[:-1], edges[1:])])
+        ref_i = np.array([np.sum((im >= a) & ((im < b) | ((b == edges[-1]) & (im == b))))
+                          for a, b in zip(edges[:-1], edges[1:])])
+        np.testing.assert_array_equal(d.genuine_counts, ref_g)
+        np.testing.assert_array_equal(d.impostor_counts, ref_i)
+        np.testing.assert_array_equal(d.genuine_counts, np.histogram(gs, bins=edges)[0])

@@ -294,3 +294,24 @@ def test_weighted_count_stays_exact_beyond_float32_integers(monkeypatch):
     np.testing.assert_array_equal(d.impostor_totals(w), direct)  # dense path
     monkeypatch.setattr(rep, "DENSE_UNITS", 0)  # sparse path
     np.testing.assert_array_equal(d.impostor_totals(w), direct)
+
+
+@pytest.mark.parametrize("tight", [False, True])
+def test_vectorised_nearest_equals_the_one_replicate_loop(tight, monkeypatch):
+    # many ties (scores rounded), zero-weight units, targets deep and shallow; tight windows force the retries and
+    # the fallback to the loop for some replicates
+    s, y, a, b = _clustered_pairs(11, n=5000, n_sub=40)
+    d, dev = rep.prepare(s, y, a, b)
+    w = unc.draw_unit_weights(d.n_units, 40, seed=2)
+    fars = (1e-3, 0.01, 0.05, 0.2, 0.5)
+    if tight:
+        monkeypatch.setattr(rep, "WINDOW_MARGIN", 1)
+        monkeypatch.setattr(rep, "CHUNK_ROWS", 3)
+    vec = rep.tar_replicates(d, w, fars, "nearest", dev)
+    monkeypatch.setattr(rep, "VECTORISED_NEAREST", False)
+    d2, _ = rep.prepare(s, y, a, b)
+    loop = rep.tar_replicates(d2, w, fars, "nearest", dev)
+    np.testing.assert_array_equal(vec, loop)
+    sl = d.top(int(1.25 * 0.5 * d.n_imp) + 4096)
+    _, proven = rep.nearest_windowed(d, sl, rep.merged_slice(d, sl), w, d.impostor_totals(w), list(fars))
+    assert proven.mean() > (0.3 if tight else 0.9)  # the windows do the work

@@ -696,3 +696,21 @@ def test_nearest_reference_reads_an_unresolvable_far_as_sklearn_does(seed):
     assert math.isnan(nan[1e-3].tar) and not nan[1e-3].resolvable and nan[1e-3].flag
     assert (p[1e-2].tar, p[1e-2].far, p[1e-2].flag) == (nan[1e-2].tar, nan[1e-2].far, "")
     assert p[1e-2].resolvable
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_nearest_local_reading_equals_the_reversed_argmin_over_sklearns_curve(seed):
+    # long collinear runs (impostor-only groups of one pair) and vertical runs, targets exactly on realised FPRs
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        n_imp, n_gen = int(rng.integers(5, 400)), int(rng.integers(1, 60))
+        s = np.r_[rng.permutation(n_imp) / 7.0, np.round(rng.uniform(-5, n_imp / 7.0 + 5, n_gen) * rng.choice([1, 4]))
+                  / rng.choice([1, 4])]
+        y = np.r_[np.zeros(n_imp, int), np.ones(n_gen, int)]
+        fpr, tpr, _ = roc_curve(y, s)
+        fars = [f for f in (rng.uniform(0, 1), 3 / n_imp, 1 / n_imp, 0.5, rng.choice(fpr[1:]) if fpr.size > 1 else 0.5)
+                if 0 < f <= 1]
+        got = silent(operating_points, s, y, fars=fars, convention="nearest-reference")
+        for f in fars:
+            i = int(np.argmin(np.abs(fpr[::-1] - f)))
+            assert (got[f].tar, got[f].far) == (tpr[::-1][i], fpr[::-1][i])

@@ -27,8 +27,9 @@ def to_numpy(x: Any, name: str = "array") -> np.ndarray:
     return np.asarray(x)
 
 
-def check_scores_labels(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Validate verification input; return ``(scores float64, labels bool)`` as 1-D numpy arrays.
+def check_scores_labels(scores: Any, labels: Any, *, keep_float32: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Validate verification input; return ``(scores float64, labels bool)`` as 1-D numpy arrays (float32 scores
+    stay float32 with ``keep_float32``: no widened copy where the caller only sorts or compares them).
 
     Raises ``ValueError`` for empty input, mismatched lengths, labels outside {0, 1}, NaN/inf scores, and for a set
     with no genuine or no impostor pairs.
@@ -52,6 +53,8 @@ def check_scores_labels(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarra
         raise ValueError("no genuine pairs (label 1): a verification metric needs both classes")
     if n_gen == yb.size:
         raise ValueError("no impostor pairs (label 0): a verification metric needs both classes")
+    if keep_float32 and s.dtype == np.float32:
+        return s, yb
     return s.astype(np.float64, copy=False), yb
 
 

@@ -94,19 +94,17 @@ class OperatingPoint(ToDict):
 def roc_counts(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate, then ``(fps, tps, thresholds)``: int64 cumulative impostor / genuine counts scoring
     ``>= thresholds[k]``, over the distinct scores in descending order (no leading ``+inf`` point)."""
-    s, y = check_scores_labels(scores, labels)
+    # float32 scores stay float32: same order and values as in float64 (exact widening), half the sort's work
+    s, y = check_scores_labels(scores, labels, keep_float32=True)
     if is_torch(scores) and scores.is_cuda:
         return roc_counts_torch(scores, y)
-    native = to_numpy(scores)
-    if native.dtype == np.float32:  # same order and values as in float64 (exact widening), half the sort's work
-        fps, tps, thr = roc_counts_numpy(native, y)
-        return fps, tps, thr.astype(np.float64)
     return roc_counts_numpy(s, y)
 
 
 def roc_counts_numpy(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One value sort (no argsort): distinct values from the sorted scores, genuine counts per distinct value by
-    ``searchsorted`` of the genuine scores + ``bincount``; impostor counts = group sizes - genuine counts."""
+    """One value sort (no argsort): distinct values from the sorted scores; pairs scoring ``>=`` the distinct value
+    starting at sorted position ``i`` number ``n - i``; genuine counts per distinct value by ``searchsorted`` of the
+    genuine scores + ``bincount``; impostor counts = pairs - genuine counts. Thresholds come back as float64."""
     asc = np.sort(s)
     n = asc.size
     is_start = np.empty(n, dtype=bool)
@@ -116,14 +114,13 @@ def roc_counts_numpy(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarr
     del is_start
     values = asc[starts]
     del asc
-    group_sizes = np.diff(np.append(starts, n))
-    del starts
     gen = np.sort(s[y])  # sorted keys make searchsorted cache-friendly when there are many genuine pairs
     gen_per_value = np.bincount(np.searchsorted(values, gen), minlength=values.size)
     tps = np.cumsum(gen_per_value[::-1])
-    fps = np.cumsum(group_sizes[::-1])
+    del gen_per_value
+    fps = np.subtract(n, starts[::-1])  # all pairs scoring >= each value (descending)
     fps -= tps
-    return fps, tps, values[::-1].copy()
+    return fps, tps, values[::-1].astype(np.float64)
 
 
 def roc_counts_torch(scores: Any, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -140,24 +137,42 @@ def roc_counts_torch(scores: Any, y: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return fps.cpu().numpy(), tps.cpu().numpy(), values.cpu().numpy()
 
 
-def with_leading_point(fps: np.ndarray, tps: np.ndarray, thresholds: np.ndarray):
-    """Prepend scikit-learn's leading point (fps = tps = 0 at threshold +inf)."""
-    return (np.concatenate([np.zeros(1, fps.dtype), fps]), np.concatenate([np.zeros(1, tps.dtype), tps]),
-            np.concatenate([[np.inf], np.asarray(thresholds, dtype=np.float64)]))
+def rates_with_leading_point(counts: np.ndarray, total: int) -> np.ndarray:
+    """``[0, counts / total]`` as float64 in one pass: the FAR or TAR column of the full ROC, with scikit-learn's
+    leading point (no pair accepted at threshold ``+inf``)."""
+    out = np.empty(counts.size + 1)
+    out[0] = 0.0
+    np.divide(counts, total, out=out[1:])
+    return out
+
+
+def thresholds_with_leading_point(thresholds: np.ndarray) -> np.ndarray:
+    """``[+inf, thresholds]`` as float64 (the threshold column of the full ROC)."""
+    out = np.empty(thresholds.size + 1)
+    out[0] = np.inf
+    out[1:] = thresholds
+    return out
+
+
+def genuine_steps(tps: np.ndarray) -> np.ndarray:
+    """Indices ``k`` where ``tps`` rises (``tps[k] > tps[k-1]``, ``tps[-1] := 0``), found with one ``searchsorted``
+    per genuine count instead of a pass over the ROC: O(n_genuine log n_points)."""
+    n_gen = int(tps[-1])
+    return np.unique(np.searchsorted(tps, np.arange(1, n_gen + 1), side="left"))
 
 
 def area_under_curve(fps: np.ndarray, tps: np.ndarray) -> float:
-    """Trapezoidal area under the ROC from the counts (with leading point), as one exact integer sum."""
-    n_imp, n_gen = fps[-1], tps[-1]
-    if np.issubdtype(fps.dtype, np.integer) and np.issubdtype(tps.dtype, np.integer):
-        # sum_i dF_i (T_i + T_i+1) by parts = sum over the few steps j where T rises (dT_j > 0) of
-        # dT_j * (2 (F_N - F_j+1) + dF_j): O(genuine values) after one diff, the same exact integer
-        d_t = np.diff(tps)
-        j = np.flatnonzero(d_t)
-        dt, f_next = d_t[j], fps[j + 1]
-        twice_area = int(np.sum(dt * (2 * (n_imp - f_next) + (f_next - fps[j])), dtype=np.int64))
-        return float(Fraction(twice_area, 2 * int(n_imp) * int(n_gen)))
-    return float(np.sum(np.diff(fps) * (tps[1:] + tps[:-1])) / (2.0 * n_imp * n_gen))
+    """Trapezoidal area under the ROC (integer counts WITHOUT the leading point, which is implied), one exact
+    integer sum: ``sum_i dF_i (T_i + T_i+1)`` by parts = over the steps ``k`` where T rises by ``dT_k``,
+    ``dT_k * (2 (N - F_k) + (F_k - F_k-1))`` (``F_-1 = 0``), divided by ``2 N G``. Equals scikit-learn's
+    ``roc_auc_score``."""
+    n_imp, n_gen = int(fps[-1]), int(tps[-1])
+    k = genuine_steps(tps)
+    t_prev = np.where(k > 0, tps[k - 1], 0)
+    f_prev = np.where(k > 0, fps[k - 1], 0)
+    f_k = fps[k]
+    twice_area = int(np.sum((tps[k] - t_prev) * (2 * (n_imp - f_k) + (f_k - f_prev)), dtype=np.int64))
+    return float(Fraction(twice_area, 2 * n_imp * n_gen))
 
 
 # -------------------------------------------------------------------------------------------------------- TAR@FAR
@@ -192,14 +207,6 @@ def false_accept_budget(far: float, n_imp: float) -> float:
     return far * float(n_imp) * (1.0 + 1e-12)
 
 
-def sklearn_default_keep(fps: np.ndarray, tps: np.ndarray) -> np.ndarray:
-    """Indices scikit-learn's ``roc_curve(drop_intermediate=True)`` keeps (points where the curve has a corner)."""
-    if fps.shape[0] <= 2:
-        return np.arange(fps.shape[0])
-    corner = np.logical_or(np.diff(fps, 2), np.diff(tps, 2))
-    return np.flatnonzero(np.concatenate([[True], corner, [True]]))
-
-
 def read_operating_points(fps: np.ndarray, tps: np.ndarray, thresholds: np.ndarray, n_imp: float, n_gen: float,
                            fars: Sequence[float], convention: str) -> dict[float, OperatingPoint]:
     """Read the ROC at each target FAR from cumulative counts (the one implementation of TAR@FAR).
@@ -221,10 +228,6 @@ def read_operating_points(fps: np.ndarray, tps: np.ndarray, thresholds: np.ndarr
             return 0.0, 0.0, math.inf
         return float(tps[k] / n_gen), float(fps[k] / n_imp), float(thr[k])
 
-    if name in ("nearest", "nearest-reference"):  # sklearn's default curve: leading point + kept corners, reversed
-        keep = sklearn_default_keep(fps, tps)
-        fpr_rev = np.concatenate([[0.0], fps[keep] / n_imp])[::-1]
-        idx_rev = np.concatenate([[-1], keep])[::-1]
     out: dict[float, OperatingPoint] = {}
     for f in fars:
         budget = false_accept_budget(f, n_imp)
@@ -232,7 +235,7 @@ def read_operating_points(fps: np.ndarray, tps: np.ndarray, thresholds: np.ndarr
             why = (f"unresolvable: floor({f:g} x {n_imp_out} impostors) = 0 false accepts allowed (needs "
                    f">= {math.ceil(1 / f)} impostors)")
             if name == "nearest-reference":
-                tar, far, t = point(int(idx_rev[int(np.argmin(np.abs(fpr_rev - f)))]))
+                tar, far, t = point(nearest_index(fps, tps, n_imp, f))
                 out[f] = OperatingPoint(f, tar, far, t, name, n_gen_out, n_imp_out, False,
                                         f"{why}; read at the nearest FPR as the reference procedure does: unsound")
             else:
@@ -240,9 +243,9 @@ def read_operating_points(fps: np.ndarray, tps: np.ndarray, thresholds: np.ndarr
                                         f"{why}; NaN")
             continue
         if name == "strict":
-            tar, far, t = point(int(np.searchsorted(fps, budget, side="right")) - 1)
+            tar, far, t = point(int(np.searchsorted(fps, _count_key(fps, budget), side="right")) - 1)
         elif name in ("nearest", "nearest-reference"):
-            tar, far, t = point(int(idx_rev[int(np.argmin(np.abs(fpr_rev - f)))]))
+            tar, far, t = point(nearest_index(fps, tps, n_imp, f))
         else:  # interpolated: last point with fpr <= f (highest TPR at that FPR), then linear to the next one
             k = last_fpr_at_most(fps, n_imp, f)
             tar, far, t = point(k)
@@ -255,10 +258,70 @@ def read_operating_points(fps: np.ndarray, tps: np.ndarray, thresholds: np.ndarr
     return out
 
 
+def _kept(fps: np.ndarray, tps: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Whether each point ``lo..hi-1`` is on scikit-learn's default ROC (``drop_intermediate=True`` keeps the first
+    and last points and every point where the second difference of ``fps`` or ``tps`` is non-zero)."""
+    m = fps.size
+    idx = np.arange(lo, hi)
+    inner = (idx > 0) & (idx < m - 1)
+    prev, nxt = np.clip(idx - 1, 0, m - 1), np.clip(idx + 1, 0, m - 1)
+    corner = ((fps[nxt] - fps[idx]) != (fps[idx] - fps[prev])) | ((tps[nxt] - tps[idx]) != (tps[idx] - tps[prev]))
+    return ~inner | corner if m > 2 else np.ones(idx.size, bool)
+
+
+def _last_kept_before(fps: np.ndarray, tps: np.ndarray, q: int) -> int:
+    """The largest kept index ``< q`` (-1: none, i.e. the leading point), scanning back in growing windows."""
+    hi, width = q, 256
+    while hi > 0:
+        lo = max(0, hi - width)
+        kept = np.flatnonzero(_kept(fps, tps, lo, hi))
+        if kept.size:
+            return lo + int(kept[-1])
+        hi, width = lo, width * 4
+    return -1
+
+
+def _first_kept_from(fps: np.ndarray, tps: np.ndarray, q: int) -> int:
+    """The smallest kept index ``>= q`` (``fps.size``: none), scanning forward in growing windows."""
+    lo, width = q, 256
+    while lo < fps.size:
+        hi = min(fps.size, lo + width)
+        kept = np.flatnonzero(_kept(fps, tps, lo, hi))
+        if kept.size:
+            return lo + int(kept[0])
+        lo, width = hi, width * 4
+    return fps.size
+
+
+def nearest_index(fps: np.ndarray, tps: np.ndarray, n_imp: float, f: float) -> int:
+    """The ROC index (-1: the leading point) that scikit-learn's default curve, reversed, gives for
+    ``np.argmin(abs(fpr - f))``: the kept point with the FPR nearest ``f``, the one with the largest index on ties.
+
+    Read locally, without forming the kept curve: FPR is non-decreasing, so the nearest kept point is the last kept
+    point with FPR ``<= f`` or the last kept point sharing the FPR of the first kept point above ``f`` (the last
+    point of a run of equal FPR is always kept); float distances ``abs(fps / n_imp - f)`` as numpy computes them.
+    """
+    q = last_fpr_at_most(fps, n_imp, f) + 1  # first index with fpr > f
+    lo = _last_kept_before(fps, tps, q)
+    r = _first_kept_from(fps, tps, q)
+    if r >= fps.size:
+        return lo
+    r = int(np.searchsorted(fps, fps[r], side="right")) - 1  # the last point of r's FPR run (kept)
+    d_lo = abs((fps[lo] / n_imp if lo >= 0 else 0.0) - f)
+    d_hi = abs(fps[r] / n_imp - f)
+    return r if d_hi <= d_lo else lo
+
+
+def _count_key(counts: np.ndarray, x: float) -> Any:
+    """A search key for ``searchsorted(counts, x, side="right")``: ``floor(x)`` as an int for integer counts (the
+    same answer; a float key would make numpy convert the whole count array to float64 first)."""
+    return math.floor(x) if np.issubdtype(counts.dtype, np.integer) else x
+
+
 def last_fpr_at_most(fps: np.ndarray, n_imp: float, f: float) -> int:
     """Largest index k with ``fps[k] / n_imp <= f`` in floating point (-1 if none), via a count search + a
     rounding check, without forming the FPR array."""
-    k = int(np.searchsorted(fps, f * n_imp * (1 + 1e-9), side="right")) - 1
+    k = int(np.searchsorted(fps, _count_key(fps, f * n_imp * (1 + 1e-9)), side="right")) - 1
     while k >= 0 and fps[k] / n_imp > f:
         k -= 1
     while k + 1 < fps.size and fps[k + 1] / n_imp <= f:
@@ -280,22 +343,32 @@ def warn_unresolvable(points: dict[float, OperatingPoint]) -> None:
 
 
 def eer_from_counts(fps: np.ndarray, tps: np.ndarray) -> float:
-    """EER on the full ROC (counts with leading point): FNR = 1 - TPR and FPR; ``d = FNR - FPR`` is non-increasing
-    from 1 to -1. At the first point ``j`` with ``d[j] <= 0`` (found by integer comparison): if ``d[j] == 0`` the
-    EER is ``FPR[j]``, else FPR linearly interpolated between points ``j-1`` and ``j`` at the zero of ``d``
-    (where the ROC segment meets the line FNR = FPR)."""
+    """EER on the full ROC (integer counts WITHOUT the leading point ``(0, 0)``, which is implied): FNR = 1 - TPR
+    and FPR; ``d = FNR - FPR`` is non-increasing from 1 to -1. At the first point ``j`` with ``d[j] <= 0``
+    (``(n_gen - tps) * n_imp <= fps * n_gen`` in exact integers, found by bisection): if ``d[j] == 0`` the EER is
+    ``FPR[j]``, else FPR linearly interpolated between point ``j-1`` (or the leading point) and ``j`` at the zero
+    of ``d`` (where the ROC segment meets the line FNR = FPR)."""
     n_imp, n_gen = int(fps[-1]), int(tps[-1])
-    # d <= 0  <=>  (n_gen - tps) * n_imp <= fps * n_gen   (exact in int64 for IJB-sized sets)
-    lhs = (n_gen - tps) * n_imp
-    rhs = fps * n_gen
-    j = int(np.argmax(lhs <= rhs))
+
+    def below(j: int) -> bool:  # d[j] <= 0
+        return (n_gen - int(tps[j])) * n_imp <= int(fps[j]) * n_gen
+
+    lo, hi = 0, fps.size - 1  # the last point has d = -1 <= 0
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if below(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    j = lo
     fpr_j = fps[j] / n_imp
-    if lhs[j] == rhs[j]:
+    if (n_gen - int(tps[j])) * n_imp == int(fps[j]) * n_gen:
         return float(fpr_j)
-    d_prev = (n_gen - tps[j - 1]) / n_gen - fps[j - 1] / n_imp
+    f_prev, t_prev = (int(fps[j - 1]), int(tps[j - 1])) if j > 0 else (0, 0)
+    d_prev = (n_gen - t_prev) / n_gen - f_prev / n_imp
     d_j = (n_gen - tps[j]) / n_gen - fpr_j
     w = d_prev / (d_prev - d_j)
-    fpr_prev = fps[j - 1] / n_imp
+    fpr_prev = f_prev / n_imp
     return float(fpr_prev + w * (fpr_j - fpr_prev))
 
 

@@ -65,18 +65,22 @@ def distribution_overlap(genuine: Any, impostor: Any, *, bins: int | Sequence[fl
     """
     g = _scores(genuine, "genuine")
     i = _scores(impostor, "impostor")
+    g_min, g_max, i_min, i_max = float(g.min()), float(g.max()), float(i.min()), float(i.max())
     if range is None:
-        range = (float(min(g.min(), i.min())), float(max(g.max(), i.max())))
+        range = (min(g_min, i_min), max(g_max, i_max))
     if np.ndim(bins) == 0:
         if int(bins) < 1:
             raise ValueError(f"bins must be >= 1, got {bins}")
-        edges = np.histogram_bin_edges(np.concatenate([g[:1], i[:1]]), bins=int(bins), range=range)
+        # equal-width bins over a range: numpy's linear-time path (index by arithmetic, then corrected against the
+        # edges it returns), the same counts as these edges passed as an array, which numpy sorts the data for
+        gc, edges = np.histogram(g, bins=int(bins), range=range)
+        ic, _ = np.histogram(i, bins=int(bins), range=range)
     else:
         edges = np.asarray(bins, dtype=np.float64)
         if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
             raise ValueError("bins given as edges must be a 1-D increasing array of at least 2 values")
-    gc, _ = np.histogram(g, bins=edges)
-    ic, _ = np.histogram(i, bins=edges)
+        gc, _ = np.histogram(g, bins=edges)
+        ic, _ = np.histogram(i, bins=edges)
     if gc.sum() == 0 or ic.sum() == 0:
         raise ValueError("no genuine or no impostor score falls inside the histogram range")
     pg = gc / gc.sum()
@@ -94,7 +98,7 @@ def distribution_overlap(genuine: Any, impostor: Any, *, bins: int | Sequence[fl
         bhattacharyya_distance=-math.log(bc) if bc > 0 else math.inf,
         genuine_mean=mg, impostor_mean=mi, genuine_std=math.sqrt(vg), impostor_std=math.sqrt(vi),
         n_genuine=int(g.size), n_impostor=int(i.size),
-        impostor_above_min_genuine=int(np.count_nonzero(i > g.min())) / i.size,
-        genuine_below_max_impostor=int(np.count_nonzero(g < i.max())) / g.size,
+        impostor_above_min_genuine=int(np.count_nonzero(i > g_min)) / i.size,
+        genuine_below_max_impostor=int(np.count_nonzero(g < i_max)) / g.size,
         bin_edges=edges, genuine_counts=gc.astype(np.int64), impostor_counts=ic.astype(np.int64),
     )

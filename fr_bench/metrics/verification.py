@@ -21,10 +21,11 @@ from fr_bench.metrics._roc import (
     area_under_curve,
     canonical_tar_convention,
     eer_from_counts,
+    rates_with_leading_point,
     read_operating_points,
     roc_counts,
+    thresholds_with_leading_point,
     warn_unresolvable,
-    with_leading_point,
 )
 from fr_bench.metrics.accuracy import DEFAULT_ACCURACY, KFoldResult, canonical_accuracy_convention, pair_accuracy
 
@@ -61,8 +62,9 @@ def roc(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n_genuine``. Starts with the point ``(0, 0)`` at threshold ``+inf``. Identical to scikit-learn
     ``roc_curve(labels, scores, drop_intermediate=False)``.
     """
-    fps, tps, thr = with_leading_point(*roc_counts(scores, labels))
-    return fps / fps[-1], tps / tps[-1], thr
+    fps, tps, thr = roc_counts(scores, labels)
+    return rates_with_leading_point(fps, int(fps[-1])), rates_with_leading_point(tps, int(tps[-1])), \
+        thresholds_with_leading_point(thr)
 
 
 def operating_points(scores: Any, labels: Any, *, fars: Sequence[float] = DEFAULT_FARS,
@@ -88,7 +90,7 @@ def tar_at_far(scores: Any, labels: Any, *, fars: Sequence[float] = DEFAULT_FARS
 def eer(scores: Any, labels: Any) -> float:
     """Equal error rate: the rate where FNR (= 1 - TAR) equals FAR on the full ROC, linear interpolation between
     the two ROC points where ``FNR - FAR`` changes sign (exact value if a point has FNR == FAR)."""
-    fps, tps, _ = with_leading_point(*roc_counts(scores, labels))
+    fps, tps, _ = roc_counts(scores, labels)
     return eer_from_counts(fps, tps)
 
 
@@ -105,7 +107,6 @@ def verification_report(scores: Any, labels: Any, *, fars: Sequence[float] = DEF
     n_imp, n_gen = int(fps[-1]), int(tps[-1])
     points = read_operating_points(fps, tps, thr, n_imp, n_gen, fars, tar_convention)
     warn_unresolvable(points)
-    lf, lt, _ = with_leading_point(fps, tps, thr)
     accuracy = None
     acc_name = None
     if accuracy_convention is not None:
@@ -113,7 +114,7 @@ def verification_report(scores: Any, labels: Any, *, fars: Sequence[float] = DEF
         if acc_name == "best-threshold" or (n_folds is not None and n_imp + n_gen >= n_folds):
             accuracy = pair_accuracy(scores, labels, convention=acc_name,
                                      n_folds=n_folds if n_folds is not None else 10)
-    return VerificationReport(n_gen, n_imp, area_under_curve(lf, lt), eer_from_counts(lf, lt),
+    return VerificationReport(n_gen, n_imp, area_under_curve(fps, tps), eer_from_counts(fps, tps),
                               {f: p.tar for f, p in points.items()}, points, accuracy,
                               canonical_tar_convention(tar_convention), acc_name)
 
@@ -151,9 +152,9 @@ def roc_report(scores: Any, labels: Any, *, fars: Sequence[float] = DEFAULT_FARS
     points = read_operating_points(fps, tps, thr, n_imp, n_gen, fars, tar_convention)
     if warn:
         warn_unresolvable(points)
-    lf, lt, lthr = with_leading_point(fps, tps, thr)
-    return RocReport(n_gen, n_imp, lf / n_imp, lt / n_gen, lthr, area_under_curve(lf, lt), eer_from_counts(lf, lt),
-                     points, canonical_tar_convention(tar_convention))
+    return RocReport(n_gen, n_imp, rates_with_leading_point(fps, n_imp), rates_with_leading_point(tps, n_gen),
+                     thresholds_with_leading_point(thr), area_under_curve(fps, tps), eer_from_counts(fps, tps), points,
+                     canonical_tar_convention(tar_convention))
 
 
 # ------------------------------------------------------------------------------------------- ROC for storage
