@@ -104,6 +104,14 @@ def test_checkpoint_is_self_describing_and_resizes_112_crops(tmp_path):
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
+def test_partial_fc_at_rate_one_trains_like_the_plain_head(tmp_path):
+    plain = train(_recipe(extra=["run.max_steps=3"]), "synthetic", tmp_path / "plain", progress=False)
+    pfc = train(_recipe(extra=["run.max_steps=3", "head.partial_fc=true", "head.sample_rate=1.0"]), "synthetic",
+                tmp_path / "pfc", progress=False)
+    np.testing.assert_allclose([r["loss"] for r in pfc.rows], [r["loss"] for r in plain.rows], rtol=1e-5)
+    assert _state(tmp_path / "pfc" / STATE)["head"]["weight"].shape == (4, 16)
+
+
 def test_plan_steps():
     cfg = _recipe().config
     assert plan_steps(cfg, 24, 1) == (8, 3, 6)

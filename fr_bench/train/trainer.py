@@ -197,10 +197,21 @@ def _restore(state_path: Path, recipe: Recipe, world: int, step_mod: nn.Module, 
     return int(state["step"]), list(state["rows"])
 
 
-def _save(out: Path, recipe: Recipe, step_mod: nn.Module, opt: torch.optim.Optimizer, step: int,
-          rows: list[dict[str, Any]], world: int, ckpt_args: dict[str, Any]) -> None:
+def _partial_fc(head: nn.Module, cfg: Mapping[str, Any], seed: int, world: int, resume: bool) -> nn.Module:
+    """The head's classifier sharded over the ranks (:class:`fr_bench.train.partial_fc.PartialFC`)."""
+    from fr_bench.train.partial_fc import PartialFC
+
+    if resume and world > 1:
+        raise ValueError("resuming a Partial FC run on several ranks is not supported yet (the optimiser state of "
+                         "each rank's shard is not saved); resume on one process or retrain")
+    return PartialFC(head, sample_rate=float(cfg["head"]["sample_rate"]), seed=seed,
+                     backbone_grads_averaged=world > 1)
+
+
+def _save(out: Path, recipe: Recipe, step_mod: nn.Module, head_state: Mapping[str, Any], opt: torch.optim.Optimizer,
+          step: int, rows: list[dict[str, Any]], world: int, ckpt_args: dict[str, Any]) -> None:
     state = {"step": step, "recipe": recipe.to_dict(), "recipe_digest": recipe.digest(), "world_size": world,
-             "network": step_mod.network.state_dict(), "head": step_mod.head.state_dict(),
+             "network": step_mod.network.state_dict(), "head": dict(head_state),
              "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(), "rows": rows}
     runtime.atomic_torch_save(state, out / STATE)
     meta = {**ckpt_args["meta"], "steps": step}
@@ -235,6 +246,9 @@ def train(recipe: Recipe, data: Any, out: str | Path, *, device: str | None = No
     torch.manual_seed(seed)
     network, arch, arch_kwargs = build_network(cfg)
     head = _build_head(cfg, dataset.num_classes)
+    partial = bool(cfg["head"]["partial_fc"])
+    if partial:
+        head = _partial_fc(head, cfg, seed, world, resume)
     autocast = torch.bfloat16 if dev.type == "cuda" and cfg["run"]["bf16"] else None
     step_mod = _Step(network, head, autocast, dev.type).to(dev)
     o = cfg["optim"]
@@ -243,6 +257,10 @@ def train(recipe: Recipe, data: Any, out: str | Path, *, device: str | None = No
     start, rows = (_restore(out / STATE, recipe, world, step_mod, opt) if resume else (0, []))
     model: nn.Module = step_mod
     if world > 1:
+        if partial:  # the shards stay out of DDP: each rank owns its own
+            from fr_bench.train.partial_fc import exclude_from_ddp
+
+            exclude_from_ddp(step_mod)
         model = nn.parallel.DistributedDataParallel(step_mod, device_ids=[dev.index] if dev.type == "cuda" else None)
     size = int(cfg["model"]["input_size"])
     transform = _make_transform(size, recipe.name)
@@ -289,8 +307,10 @@ def train(recipe: Recipe, data: Any, out: str | Path, *, device: str | None = No
                 loss_sum.zero_()
                 n_loss, t0 = 0, time.perf_counter()
             if step % int(r["save_every"]) == 0 or end:
+                head_state = (step_mod.head.full_state_dict() if partial  # a collective: every rank
+                              else step_mod.head.state_dict())
                 if rank == 0:
-                    _save(out, recipe, step_mod, opt, step, rows, world, ckpt_args)
+                    _save(out, recipe, step_mod, head_state, opt, step, rows, world, ckpt_args)
                 runtime.barrier()
     finally:
         bar.close()
