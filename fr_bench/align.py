@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-#: The ArcFace 112x112 reference positions of the five landmarks (FORMATS.md), x then y.
+#: The ArcFace 112x112 reference positions of the five landmarks (docs/FORMATS.md), x then y.
 ARCFACE_TEMPLATE = np.array(
     [
         [38.2946, 51.6963],

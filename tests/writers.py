@@ -1,4 +1,4 @@
-"""Fixture writers for the pair benchmarks, in their real on-disk formats (FORMATS.md).
+"""Fixture writers for the pair benchmarks, in their real on-disk formats (docs/FORMATS.md).
 
 * :func:`write_bin`: an insightface ``.bin`` pack (a real pickle of ``(bins, issame_list)``).
 * :func:`write_lfw`: an LFW tree ``lfw/<Name>/<Name>_NNNN.jpg`` + ``pairs.txt`` (``10\\t300`` layout).

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-#: ArcFace 112x112 template (FORMATS.md), used to place landmarks so that alignment works on the fixture images.
+#: ArcFace 112x112 template (docs/FORMATS.md), used to place landmarks so that alignment works on the fixture images.
 ARCFACE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
                         [70.7299, 92.2041]], dtype=np.float32)
 
@@ -102,7 +102,7 @@ def write_devkit_feature(path: Path, vector: np.ndarray, *, header: str = "4i", 
     """A MegaFace devkit feature file: little-endian int32 header, then float32 values.
 
     ``header="4i"``: ``rows, cols, elem_size, type`` (what insightface's ``gen_megaface.py`` writes:
-    ``(dim, 1, 4, 5)``); ``header="3i"``: ``rows, cols, type`` (the layout FORMATS.md describes). ``rows``,
+    ``(dim, 1, 4, 5)``); ``header="3i"``: ``rows, cols, type`` (the layout docs/FORMATS.md describes). ``rows``,
     ``cols``, ``type_code``, ``elem_size`` can be overridden to write invalid files for tests.
     """
     v = np.asarray(vector, dtype="<f4").reshape(-1)

@@ -104,7 +104,7 @@ class ImageRef:
 
     ``key`` is stable across machines (a path relative to the benchmark root, or ``pack.bin#index``), so that the
     embedding cache recognises the same image list. ``source`` is where the bytes live (a file path or a ``.bin``
-    pack), ``member`` the index inside a pack. ``landmarks`` (5x2, image coordinates, FORMATS.md order) is set when
+    pack), ``member`` the index inside a pack. ``landmarks`` (5x2, image coordinates, docs/FORMATS.md order) is set when
     the image must be warped to the 112x112 template; ``None`` means the image is already aligned.
     """
 

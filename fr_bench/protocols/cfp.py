@@ -1,6 +1,6 @@
 """CFP (Celebrities in Frontal-Profile): ``cfp_fp`` and ``cfp_ff``, from the official tree or the ``.bin`` packs.
 
-Official layout (FORMATS.md)::
+Official layout (docs/FORMATS.md)::
 
     <root>/Data/Images/<id 001..500>/frontal/<01..10>.jpg, .../profile/<01..04>.jpg    (not aligned)
     <root>/Protocol/Pair_list_F.txt, Pair_list_P.txt     "<index> <image path relative to Protocol/>"

@@ -91,7 +91,8 @@ def sample_impostor_pairs(identity_codes: np.ndarray, n: int, rng: np.random.Gen
 
 
 def _listed_pairs(base: Path, pairs: str, *, allow_missing: bool, allow_outside_root: bool,
-                  faceless: Callable[[list[str]], set[str]]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, int, list[str], list[str]]:
+                  faceless: Callable[[list[str]], set[str]]
+                  ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, int, list[str], list[str]]:
     """Pairs read from a pair list: ``(image paths, pair indices, labels, original order, pair count, flags, data
     files)``. Missing images (and, with ``allow_missing``, images without landmarks) drop their pairs, flagged, or
     raise at the first pair that uses one."""
@@ -219,8 +220,8 @@ def load(
         perm = rng.permutation(n)
         pair_idx, labels, order = pair_idx[perm], labels[perm], order[perm]
     protocol = PairProtocol(
-        spec, _aligned_images(base, rels, table, outside_b), pair_idx, labels, contiguous_folds(n, n_folds), n_folds=n_folds,
-        data_files=data_files, source=source, n_pairs_total=n_total, flags=flags,
+        spec, _aligned_images(base, rels, table, outside_b), pair_idx, labels, contiguous_folds(n, n_folds),
+        n_folds=n_folds, data_files=data_files, source=source, n_pairs_total=n_total, flags=flags,
     )
     protocol.order = order
     return protocol

@@ -1,6 +1,6 @@
 """IJB-B / IJB-C 1:N identification (mixed-media probes searched in two disjoint galleries).
 
-Files, besides the 1:1 meta files (FORMATS.md "IJB-B and IJB-C")::
+Files, besides the 1:1 meta files (docs/FORMATS.md "IJB-B and IJB-C")::
 
     meta/ijbc_1N_gallery_G1.csv, meta/ijbc_1N_gallery_G2.csv, meta/ijbc_1N_probe_mixed.csv
     (IJB-B: ijbb_1N_gallery_S1.csv, ijbb_1N_gallery_S2.csv, ijbb_1N_probe_mixed.csv)

@@ -4,7 +4,7 @@ Both are columnar (one list of relative paths, one optional ``(N, 5, 2)`` landma
 list (470k images) costs a few tens of MB, and picklable, so that DataLoader workers decode in parallel.
 
 Landmark files (:func:`read_landmarks`) use the layout of IJB-B/C ``*_name_5pts_score.txt``: one line per image,
-``<relative path> x1 y1 x2 y2 x3 y3 x4 y4 x5 y5 [score]``, whitespace-separated, points in the FORMATS.md order.
+``<relative path> x1 y1 x2 y2 x3 y3 x4 y4 x5 y5 [score]``, whitespace-separated, points in the docs/FORMATS.md order.
 
 Decoding (:func:`read_image_file`, :func:`decode_image`) is guarded twice:
 
@@ -138,7 +138,8 @@ def check_inside_root(root: str | Path, rels: Sequence[str], *, list_file: str |
         raise ProtocolError(
             f"{where}: image path {rels[k]!r} leaves the root {root} ({len(outside)} such paths in all); the data "
             "fingerprint covers only the root, so such images are refused: move them under the root, or pass the "
-            "protocol option allow_outside_root=true (their bytes are then fingerprinted)"
+            "protocol option allow_outside_root=true where the protocol takes it (folder; their bytes are then "
+            "fingerprinted)"
         )
     return [rels[k] for k in outside]
 

@@ -1,6 +1,6 @@
 """K-FACE (Korean face dataset, AI Hub) verification as used by UNPG -- a documented PROPOSAL, not a confirmed layout.
 
-Expected under ``root`` (FORMATS.md "K-FACE")::
+Expected under ``root`` (docs/FORMATS.md "K-FACE")::
 
     <root>/<ID>/<S001..S006>/<L1..L30>/<E01..E03>/<C1..C20>.jpg   aligned 112x112 crops (made beforehand from each
                                                                   folder's bounding box / landmark information file)
@@ -10,9 +10,9 @@ Expected under ``root`` (FORMATS.md "K-FACE")::
 (which S/L/E/C make Q1..Q4) are not confirmed: the lists are read, never generated.
 
 Per list: scores of the ``score`` convention (default cosine of the L2-normalised embeddings), by default of the
-image and mirror embeddings concatenated
-(flip convention ``concat``, as UNPG's released evaluation does; ``sum`` and ``none`` selectable); TAR@FAR (1e-4, 1e-3, 1e-2, 1e-1; convention ``nearest`` by default
-as in the UNPG tables, ``strict``/``interpolated`` selectable). With 500 impostor pairs a list cannot resolve FAR below
+image and mirror embeddings concatenated (flip convention ``concat``, as UNPG's released evaluation does; ``sum`` and
+``none`` selectable); TAR@FAR (1e-4, 1e-3, 1e-2, 1e-1; convention ``nearest`` by default as in the UNPG tables,
+``strict``/``interpolated`` selectable). With 500 impostor pairs a list cannot resolve FAR below
 2e-3 (needs floor(far * n_impostor) >= 1): those are NaN and flagged. Accuracy: ``best-threshold`` by default (UNPG's
 ``best_th``: the best threshold on the whole list, scored on the same list -- an optimistic "oracle" figure, flagged);
 ``kfold-exact`` / ``kfold-grid`` are selectable (meaningful only if the list interleaves genuine and impostor pairs
@@ -154,7 +154,8 @@ class KFace(Protocol):
             list=np.concatenate([a.extra["list"] for a in arrays])))
         result.details["lists"] = list(self.lists)
         result.details["counts"] = {"images": len(self.paths), **{q: len(self.pairs[q][2]) for q in self.lists}}
-        result.flags.append("K-FACE layout and lists are a documented proposal (FORMATS.md), not a confirmed release")
+        result.flags.append("K-FACE layout and lists are a documented proposal (docs/FORMATS.md), not a confirmed "
+                            "release")
         return result
 
 

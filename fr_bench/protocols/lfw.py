@@ -1,6 +1,6 @@
 """LFW: the official ``pairs.txt`` + image tree, or the insightface ``lfw.bin`` pack.
 
-Official layout (FORMATS.md)::
+Official layout (docs/FORMATS.md)::
 
     <root>/pairs.txt                      "10\\t300", then per fold 300 "Name\\tn1\\tn2" + 300 "Name1\\tn1\\tName2\\tn2"
     <root>/lfw/<Name>/<Name>_NNNN.jpg      250x250, not aligned (or lfw-deepfunneled/, lfw_funneled/)

@@ -76,7 +76,7 @@ def read_devkit_feature(path: str | os.PathLike) -> np.ndarray:
     Little-endian int32 header then ``rows * cols`` float32 values, ``cols == 1`` (a column vector). Two headers are
     accepted, told apart by the file size: ``rows, cols, 4, 5`` (16 bytes: element size then OpenCV type code
     ``CV_32F``; what insightface's ``gen_megaface.py`` writes and ``remove_noises.py`` reads) and ``rows, cols, 5``
-    (12 bytes, the layout FORMATS.md describes). Anything else raises naming the file.
+    (12 bytes, the layout docs/FORMATS.md describes). Anything else raises naming the file.
     """
     path = Path(path)
     try:
@@ -313,6 +313,6 @@ def load_megaface(root: str | os.PathLike | None, spec: Mapping[str, Any], *, di
     (wins over ``cleaned``). ``device`` is passed to the metric engine (e.g. "cuda").
     """
     name = cleaning if cleaning is not None else ("remove-listed" if cleaned else "none")
-    return MegaFace(require_root(root, spec, folder=True), spec, distractors=distractors, cleaning=name, aligned=aligned,
-                    features=features, feature_suffix=feature_suffix, check_counts=check_counts, device=device,
-                    seed=seed)
+    return MegaFace(require_root(root, spec, folder=True), spec, distractors=distractors, cleaning=name,
+                    aligned=aligned, features=features, feature_suffix=feature_suffix, check_counts=check_counts,
+                    device=device, seed=seed)

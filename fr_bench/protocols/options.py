@@ -63,7 +63,8 @@ def option_keys(factory: Callable[..., Any]) -> list[str] | None:
     params = list(inspect.signature(factory).parameters.values())[2:]
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
-    return [p.name for p in params if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    named = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in params if p.kind in named]
 
 
 def check_options(protocol: str, factory: Callable[..., Any], options: Mapping[str, Any]) -> None:

@@ -6,7 +6,7 @@
 * ``calfw`` / ``cplfw``: ``calfw.bin`` / ``cplfw.bin``, or the official list ``pairs_CALFW.txt`` /
   ``pairs_CPLFW.txt`` + images (``aligned images/<Name>_NNNN.jpg``).
 
-The official CALFW/CPLFW list, as documented (FORMATS.md: "verify on real files"): consecutive lines form a pair,
+The official CALFW/CPLFW list, as documented (docs/FORMATS.md: "verify on real files"): consecutive lines form a pair,
 each line ``<image name> <label>``; a genuine pair has the same non-zero label on both lines (the identity number;
 a 0/1 labelling, 1 on both lines, reads the same), an impostor pair 0 on both lines. Any other combination is
 refused with a file:line error naming this assumption. Folds (also an assumption, documented in the specs): the
