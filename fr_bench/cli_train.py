@@ -86,10 +86,15 @@ def train(recipe, overrides, data, out, max_steps, device, resume, validate, qui
     if validate:
         protocol, _, root = validate.partition(":")
         callbacks.append(ProtocolValidation(protocol, root or None, int(rec.config["model"]["input_size"]), device))
-    result = run_train(rec, data, out, device=device, resume=resume, callbacks=callbacks, progress=not quiet)
-    from fr_bench.train.runtime import setup_distributed
+    import torch.distributed as dist
 
-    if setup_distributed(device)[0] == 0:
+    try:
+        result = run_train(rec, data, out, device=device, resume=resume, callbacks=callbacks, progress=not quiet)
+        main_rank = not dist.is_initialized() or dist.get_rank() == 0
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if main_rank:
         click.echo(f"trained {rec.name}: {result.step} steps, last loss {result.last_loss:.4g}; "
                    f"checkpoint {result.checkpoint}; log {Path(out) / 'log.csv'}")
 
