@@ -112,6 +112,21 @@ def test_partial_fc_at_rate_one_trains_like_the_plain_head(tmp_path):
     assert _state(tmp_path / "pfc" / STATE)["head"]["weight"].shape == (4, 16)
 
 
+def test_validation_callback_sees_the_network_in_eval_mode_and_logs_its_metrics(tmp_path):
+    seen = []
+
+    class Probe:
+        def on_validate(self, step, model):
+            seen.append((step, model.training))
+            return {"val_probe": float(step)}
+
+    res = train(_recipe(extra=["run.max_steps=4", "run.log_every=10", "run.validate_every=2"]), "synthetic",
+                tmp_path / "v", progress=False, callbacks=[Probe()])
+    assert seen == [(2, False), (4, False)]
+    assert [r.get("val_probe") for r in res.rows] == [2.0, 4.0]
+    assert [r["val_probe"] for r in read_log(tmp_path / "v" / LOG)] == ["2", "4"]
+
+
 def test_plan_steps():
     cfg = _recipe().config
     assert plan_steps(cfg, 24, 1) == (8, 3, 6)
