@@ -171,6 +171,10 @@ def test_open_dataset_synthetic_and_describe():
     assert d["kind"] == "synthetic" and d["num_images"] == len(ds) and d["options"]["imbalance"] == 0.5
     with pytest.raises(ValueError, match="unknown quality keys"):
         SyntheticFaces(quality={"fog": (0, 1)})
+    with pytest.raises(ValueError, match=r"\['brightness'\]"):
+        SyntheticFaces(quality={"brightness": (0.0, 1.0)})
+    with pytest.raises(ValueError, match=r"\['noise'\]"):
+        SyntheticFaces(quality={"noise": (5.0, 1.0)})
 
 
 def test_write_test_protocol_is_read_by_the_folder_protocol(tmp_path):

@@ -118,6 +118,9 @@ class SyntheticFaces(TrainDataset):
             if unknown:
                 raise ValueError(f"unknown quality keys {sorted(unknown)}; expected {sorted(DEFAULT_QUALITY)}")
             q = {k: tuple(float(v) for v in quality.get(k, DEFAULT_QUALITY[k])) for k in DEFAULT_QUALITY}
+            bad = [k for k, (lo, hi) in q.items() if not (0 <= lo <= hi and (k != "brightness" or lo > 0))]
+            if bad:
+                raise ValueError(f"quality ranges must be (low, high) with 0 <= low <= high (brightness > 0): {bad}")
         self.options: dict[str, Any] = {
             "split": split, "num_classes": int(num_classes), "images_per_class": int(images_per_class),
             "image_size": int(image_size), "seed": int(seed), "intra_class": float(intra_class),
