@@ -161,7 +161,7 @@ def test_rendering_is_fast():
     for i in range(len(ds)):
         ds.render(i)
     per_image = (time.process_time() - t) / len(ds)
-    assert per_image < 5e-3, f"{per_image * 1e3:.2f} ms per 64x64 image"  # ~0.3-1 ms measured on a shared CPU
+    assert per_image < 5e-3, f"{per_image * 1e3:.2f} ms per 64x64 image"  # 1-1.7 ms measured on a busy shared CPU
 
 
 def test_open_dataset_synthetic_and_describe():
