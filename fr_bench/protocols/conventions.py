@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-#: TAR@FAR readings of a ROC every verification protocol accepts (names of :mod:`fr_bench.metrics`' TAR
-#: conventions), the published tables' reading first.
-TAR_CONVENTIONS = ("nearest", "strict", "interpolated")
+from fr_bench.metrics import TAR_CONVENTIONS as _METRIC_TAR_CONVENTIONS
+
+#: TAR@FAR readings of a ROC every verification protocol accepts: :data:`fr_bench.metrics.TAR_CONVENTIONS` (which
+#: documents each), the published tables' reading ("nearest") first.
+TAR_CONVENTIONS = tuple(sorted(_METRIC_TAR_CONVENTIONS, key=lambda name: name != "nearest"))
 
 #: Flip fusion conventions and what each does (the first is the usual default; K-FACE defaults to ``concat``).
 FLIP_CONVENTIONS: dict[str, str] = {

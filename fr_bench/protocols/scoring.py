@@ -122,8 +122,13 @@ def score_verification(result: ProtocolResult, scores: np.ndarray, labels: np.nd
     for far in fars:
         point = report.operating_points[far]
         name = f"{prefix}tar@far={far_name(far)}"
-        result.metrics[name] = float(point.tar) if point.resolvable else math.nan
         result.operating_points[name] = op_dict(point)
+        if not point.resolvable and point.flag and math.isfinite(point.tar):
+            # a convention that reads an unresolvable target anyway (nearest-reference): the number, flagged
+            result.metrics[name] = float(point.tar)
+            result.flags.append(f"{name}: {point.flag}")
+            continue
+        result.metrics[name] = float(point.tar) if point.resolvable else math.nan
         if not point.resolvable:
             result.flags.append(f"{name}: not resolvable with {report.n_impostor:,} impostor pairs (needs at least "
                                 f"{math.ceil(1 / far):,}); reported as NaN")
