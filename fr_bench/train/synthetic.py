@@ -29,8 +29,9 @@ different streams: no identity is shared. :func:`write_test_protocol` writes a t
 protocol reads.
 
 Speed: about 1-1.7 ms of CPU per 64x64 image, measured on a busy shared 2-core machine (per-feature windows,
-channels-first float32 blending), and rendered images are kept in memory as they are read when the split fits in :data:`CACHE_LIMIT_BYTES`, so epochs
-after the first (and every recipe of a study sharing one dataset object) cost nothing to generate.
+channels-first float32 blending). Rendered images are kept in memory as they are read when the split fits in
+:data:`CACHE_LIMIT_BYTES`, so epochs after the first (and every recipe of a study sharing one dataset object) cost
+nothing to generate.
 """
 
 from __future__ import annotations
