@@ -401,27 +401,39 @@ def test_1n_ijbb_gallery_names(tmp_path):
     assert sorted(p.galleries) == ["S1", "S2"]
 
 
-def test_1n_csv_errors(ijbc):
+def _other_subject(g1, rows):
+    bad = list(rows)
+    bad[1] = (bad[0][0], 77, "img/x.jpg")  # same template, other subject
+    write_1n_csv(g1, bad)
+    return r"G1.csv:3: template .* SUBJECT_ID 77"
+
+
+def _unknown_template(g1, rows):
+    write_1n_csv(g1, list(rows) + [(4242, 1, "img/y.jpg")])
+    return rf"G1.csv:{len(rows) + 2}: template 4242 .* no image"
+
+
+def _not_an_integer(g1, rows):
+    write_1n_csv(g1, [("x12", 1, "img/z.jpg"), *rows[1:]])
+    return r"G1.csv:2: TEMPLATE_ID should be an integer"
+
+
+def _missing_column(g1, rows):
+    write_1n_csv(g1, rows, header=("TEMPLATE_ID", "SUBJ", "FILENAME"))
+    return r"G1.csv:1: missing column\(s\) SUBJECT_ID.*'SUBJ'"
+
+
+@pytest.mark.parametrize("damage", [_missing_column, _other_subject, _unknown_template, _not_an_integer])
+def test_1n_csv_errors(ijbc, damage):
     fx, subj = ijbc
     rows = _write_1n(fx, subj)
     g1 = fx.root / "meta" / "ijbc_1N_gallery_G1.csv"
-    write_1n_csv(g1, rows["G1"], header=("TEMPLATE_ID", "SUBJ", "FILENAME"))
-    with pytest.raises(ProtocolError, match=r"G1.csv:1: missing column\(s\) SUBJECT_ID.*'SUBJ'"):
-        load_protocol("ijbc_1n", fx.root, check_counts=False)
-    bad = list(rows["G1"])
-    bad[1] = (bad[0][0], 77, "img/x.jpg")  # same template, other subject
-    write_1n_csv(g1, bad)
-    with pytest.raises(ProtocolError, match=r"G1.csv:3: template .* SUBJECT_ID 77"):
-        load_protocol("ijbc_1n", fx.root, check_counts=False)
-    bad = list(rows["G1"]) + [(4242, 1, "img/y.jpg")]
-    write_1n_csv(g1, bad)
-    with pytest.raises(ProtocolError, match=rf"G1.csv:{len(bad) + 1}: template 4242 .* no image"):
-        load_protocol("ijbc_1n", fx.root, check_counts=False)
-    bad = list(rows["G1"])
-    bad[0] = ("x12", 1, "img/z.jpg")
-    write_1n_csv(g1, bad)
-    with pytest.raises(ProtocolError, match=r"G1.csv:2: TEMPLATE_ID should be an integer"):
-        load_protocol("ijbc_1n", fx.root, check_counts=False)
+    match = damage(g1, rows["G1"])
+    try:
+        with pytest.raises(ProtocolError, match=match):
+            load_protocol("ijbc_1n", fx.root, check_counts=False)
+    finally:
+        _write_1n(fx, subj)
 
 
 def test_missing_1n_files(ijbc):

@@ -63,14 +63,19 @@ def test_official_counts_checked(mf):
         load_protocol("megaface", root, distractors=10, cleaned=False)
 
 
-def test_bad_options(mf):
+@pytest.mark.parametrize("options,error,match", [
+    ({"distractors": 50}, ValueError, "distractors must be one of"),
+    ({"distractors": 10, "aligned": False}, ProtocolError, "aligned=True"),
+    ({}, ProtocolError, r"megaface_features_list.json_1000000_1: devkit template list not found"),
+], ids=["size", "aligned", "list"])
+def test_bad_options(mf, options, error, match):
     root, _, _ = mf
-    with pytest.raises(ValueError, match="distractors must be one of"):
-        load_protocol("megaface", root, distractors=50, check_counts=False)
-    with pytest.raises(ProtocolError, match="aligned=True"):
-        load_protocol("megaface", root, distractors=10, check_counts=False, aligned=False)
-    with pytest.raises(ProtocolError, match=r"megaface_features_list.json_1000000_1: devkit template list not found"):
-        load_protocol("megaface", root, check_counts=False)
+    with pytest.raises(error, match=match):
+        load_protocol("megaface", root, check_counts=False, **options)
+
+
+def test_malformed_probe_list(mf):
+    root, _, _ = mf
     (root / "templatelists" / "facescrub_features_list.json").write_text('{"path": ["a/b.png"]}')
     with pytest.raises(ProtocolError, match=r"facescrub_features_list.json: expected a JSON object with list\(s\)"):
         load_protocol("megaface", root, distractors=10, check_counts=False)

@@ -24,6 +24,7 @@ from writers import (
 from fr_bench.align import ARCFACE_TEMPLATE, align_face
 from fr_bench.protocols import load_protocol, load_spec
 from fr_bench.protocols.base import ProtocolError
+from fr_bench.protocols.options import FROM_SPEC
 from fr_bench.protocols.pair_loading import contiguous_folds
 from fr_bench.protocols.pairs import OPTIMISTIC_FLAG, PairProtocol
 from fr_bench.protocols.scoring import far_name
@@ -136,22 +137,32 @@ def test_xnorm_norms_and_details(lfw_bin):
     json.dumps(r.to_dict())  # JSON-ready
 
 
-def test_evaluate_rejects_bad_input(lfw_bin):
+def _zero_row(emb):
+    zero = emb.copy()
+    zero[5] = 0
+    return zero
+
+
+@pytest.mark.parametrize("make,kw,match", [
+    (lambda e: e[:-1], {}, "12000"),
+    (lambda e: e, {"conventions": {"accuracy": "magic"}}, "unknown 'accuracy' convention"),
+    (lambda e: e, {"conventions": {"pooling": "x"}}, "unknown convention group"),
+    (lambda e: e, {"conventions": {"accuracy": "best-threshold"}, "ci": 0.95, "n_boot": 5, "accuracy_unit": "fold"},
+     "accuracy_unit"),
+    (_zero_row, {}, "zeros"),
+], ids=["rows", "accuracy-name", "group", "fold-unit", "zero-row"])
+def test_evaluate_rejects_bad_input(lfw_bin, make, kw, match):
     root, labels = lfw_bin
     p = load_protocol("lfw", root)
     emb = planted_pair_embeddings(np.where(labels, 0.8, 0.2), p.pairs, 12000)
-    with pytest.raises(ValueError, match="12000"):
-        p.evaluate(emb[:-1])
-    with pytest.raises(ValueError, match="unknown 'accuracy' convention"):
-        p.evaluate(emb, conventions={"accuracy": "magic"})
-    with pytest.raises(ValueError, match="unknown convention group"):
-        p.evaluate(emb, conventions={"pooling": "x"})
-    with pytest.raises(ValueError, match="accuracy_unit"):
-        p.evaluate(emb, conventions={"accuracy": "best-threshold"}, ci=0.95, n_boot=5, accuracy_unit="fold")
-    zero = emb.copy()
-    zero[5] = 0
-    with pytest.raises(ValueError, match="zeros"):
-        p.evaluate(zero)
+    with pytest.raises(ValueError, match=match):
+        p.evaluate(make(emb), **kw)
+
+
+def test_angular_convention_is_offered(lfw_bin):
+    root, labels = lfw_bin
+    p = load_protocol("lfw", root)
+    emb = planted_pair_embeddings(np.where(labels, 0.8, 0.2), p.pairs, 12000)
     assert p.conventions["accuracy"][0] == "kfold-grid" and "kfold-angular" in p.conventions["accuracy"]
     r = p.evaluate(emb, conventions={"accuracy": "kfold-angular"})
     assert r.conventions["accuracy"] == "kfold-angular" and 0.5 <= r.metrics["accuracy"] <= 1.0
@@ -239,36 +250,35 @@ def test_lfw_with_landmarks_aligns_on_load(tmp_path):
     assert f"lfw/{victim}" not in q.images.keys()
 
 
-def test_lfw_pairs_txt_errors(tmp_path):
-    good = [("Alice_A", 1, 2), ("Bob_B", 1, 3), ("Alice_A", 1, "Bob_B", 2), ("Carol_C", 3, "Dan_D", 1)]
+LFW_GOOD = [("Alice_A", 1, 2), ("Bob_B", 1, 3), ("Alice_A", 1, "Bob_B", 2), ("Carol_C", 3, "Dan_D", 1)]
 
-    def load_with(pairs, header="1\t2", **kw):
-        root = tmp_path / f"case{len(list(tmp_path.iterdir()))}"
-        write_lfw(root, pairs=pairs, header=header)
-        return load_protocol("lfw", root, aligned=True, expected_pairs=None, **kw)
 
-    assert len(load_with(good).pairs) == 4
-    with pytest.raises(ProtocolError, match=r"pairs\.txt:3: expected a matched pair"):
-        load_with([good[0], ("Bob_B", 1, 3, 4), *good[2:]])
-    with pytest.raises(ProtocolError, match=r"pairs\.txt:5: expected a mismatched pair"):
-        load_with([*good[:3], ("Carol_C", 3)])
-    with pytest.raises(ProtocolError, match=r"pairs\.txt:2: image number must be a whole number"):
-        load_with([("Alice_A", "x", 2), *good[1:]])
-    with pytest.raises(ProtocolError, match=r"pairs\.txt:1: expected a header"):
-        load_with(good, header="a b c")
-    with pytest.raises(ProtocolError, match=r"pairs\.txt:.*header announces 1 x \(3 matched"):
-        load_with(good, header="1\t3")
-    with pytest.raises(ProtocolError, match=r"pairs\.txt:4: unknown identity 'Zed_Z'"):
-        load_with([*good[:2], ("Alice_A", 1, "Zed_Z", 2), good[3]])
-    with pytest.raises(ProtocolError, match=r"pairs\.txt:3: image file not found: .*Bob_B_0009\.jpg"):
-        load_with([good[0], ("Bob_B", 1, 9), *good[2:]])
-    p = load_with([good[0], ("Bob_B", 1, 9), *good[2:]], allow_missing=True)
+def _lfw_with(root, pairs, header="1\t2", **kw):
+    write_lfw(root, pairs=pairs, header=header)
+    return load_protocol("lfw", root, aligned=True, **{"expected_pairs": None, **kw})
+
+
+@pytest.mark.parametrize("pairs,header,kw,match", [
+    ([LFW_GOOD[0], ("Bob_B", 1, 3, 4), *LFW_GOOD[2:]], "1\t2", {}, r"pairs\.txt:3: expected a matched pair"),
+    ([*LFW_GOOD[:3], ("Carol_C", 3)], "1\t2", {}, r"pairs\.txt:5: expected a mismatched pair"),
+    ([("Alice_A", "x", 2), *LFW_GOOD[1:]], "1\t2", {}, r"pairs\.txt:2: image number must be a whole number"),
+    (LFW_GOOD, "a b c", {}, r"pairs\.txt:1: expected a header"),
+    (LFW_GOOD, "1\t3", {}, r"pairs\.txt:.*header announces 1 x \(3 matched"),
+    ([*LFW_GOOD[:2], ("Alice_A", 1, "Zed_Z", 2), LFW_GOOD[3]], "1\t2", {}, r"pairs\.txt:4: unknown identity 'Zed_Z'"),
+    ([LFW_GOOD[0], ("Bob_B", 1, 9), *LFW_GOOD[2:]], "1\t2", {},
+     r"pairs\.txt:3: image file not found: .*Bob_B_0009\.jpg"),
+    (LFW_GOOD, "1\t2", {"expected_pairs": FROM_SPEC}, "expected 6000"),
+], ids=["matched", "mismatched", "number", "header", "count", "identity", "image", "official-count"])
+def test_lfw_pairs_txt_errors(tmp_path, pairs, header, kw, match):
+    with pytest.raises(ProtocolError, match=match):
+        _lfw_with(tmp_path, pairs, header, **kw)
+
+
+def test_lfw_pairs_txt_good_and_allow_missing(tmp_path):
+    assert len(_lfw_with(tmp_path / "good", LFW_GOOD).pairs) == 4
+    p = _lfw_with(tmp_path / "missing", [LFW_GOOD[0], ("Bob_B", 1, 9), *LFW_GOOD[2:]], allow_missing=True)
     assert len(p.pairs) == 3 and p.n_pairs_total == 4
     assert any("allow_missing" in f for f in p.load_flags)
-    with pytest.raises(ProtocolError, match="expected 6000"):
-        root = tmp_path / "full"
-        write_lfw(root, pairs=good, header="1\t2")
-        load_protocol("lfw", root, aligned=True)
 
 
 def test_allow_missing_flags_shifted_folds(tmp_path):

@@ -8,15 +8,15 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from embed_fixtures import TinyNet, tiny_embedder
+from writers import tiny_face, write_bin, write_image
 
 from fr_bench import runner
 from fr_bench.extract import extract
 from fr_bench.models import load_model
+from fr_bench.protocols.array_images import ArrayImageSource
 from fr_bench.protocols.binpack import RestrictedUnpickler, read_bin
 from fr_bench.protocols.images import BinPackImageSource, FileImageSource
-from fr_bench.protocols.array_images import ArrayImageSource
-from test_extract import TinyNet, tiny_embedder
-from writers import tiny_face, write_bin, write_image
 
 TEMPLATE_LIKE = np.array([[50.0, 60.0], [100.0, 60.0], [75.0, 85.0], [55.0, 110.0], [95.0, 110.0]])
 
