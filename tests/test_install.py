@@ -7,6 +7,7 @@ path; the commands run from a folder outside the checkout, so nothing beside the
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -30,8 +31,13 @@ def installed(tmp_path_factory) -> Path:
     src = base / "src"
     shutil.copytree(REPO, src, ignore=_SKIP)
     wheels = base / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(wheels), str(src)], check=True, capture_output=True, timeout=300)
+    # this environment's setuptools when it can build the wheel by itself (>= 70.1 has bdist_wheel), else pip's
+    # isolated build (what `pip install .` does; it fetches setuptools from the index or pip's cache)
+    isolation = [] if _version("setuptools") >= (70, 1) else ["--use-pep517"]
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(src),
+                            *(["--no-build-isolation"] if not isolation else isolation)],
+                           capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-2000:]
     (wheel,) = wheels.glob("fr_bench-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for folder in ("protocols", "reference_models"):
@@ -42,6 +48,14 @@ def installed(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)
     return target
+
+
+def _version(dist: str) -> tuple[int, ...]:
+    try:
+        text = importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return (0,)
+    return tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
 
 
 def _run(target: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
