@@ -240,3 +240,67 @@ def test_downsample_roc_rejects_bad_input():
 def test_results_module_imports_no_models():
     src = open(results_mod.__file__, encoding="utf-8").read()
     assert "fr_bench.models" not in src and "fr_bench.extract" not in src
+
+
+# ------------------------------------------------------------------------------------------ typed score records
+
+
+def _records():
+    from fr_bench.results import PairScores, ScoreRecords, SearchScores
+
+    pairs = PairScores(np.array([0.5, -0.25, 0.125]), [1, 0, 1], [0, 1, 2], [0, 2, 2], "subject",
+                       folds=[0, 0, 1], correct=[True, False, True], extra={"template_a": np.arange(3, dtype=np.int32)})
+    searches = {"G1/rank1": SearchScores.from_outcomes([True, False, True, True], [0, 0, 1, 2], "subject",
+                                                       counted=[True, True, False, True],
+                                                       extra={"mate_rank": np.array([1, 3, 0, 1], np.int32)})}
+    return ScoreRecords(pairs, searches, {"probe_template": np.array([7, 8, 9, 10], np.int32)})
+
+
+def test_score_records_round_trip_through_hdf5(tmp_path):
+    from fr_bench.results import load_scores, read_scores, save_scores
+
+    rec = _records()
+    path = save_scores(tmp_path, {"model": "m", "protocol": "p"}, rec)
+    back, _ = read_scores(path)
+    p, q = rec.pairs, back.pairs
+    for name in ("scores", "labels", "unit_a", "unit_b", "folds", "correct"):
+        np.testing.assert_array_equal(getattr(q, name), getattr(p, name))
+        assert getattr(q, name).dtype == getattr(p, name).dtype
+    assert q.unit_name == "subject" and q.extra["template_a"].dtype == np.int32
+    s = back.searches["G1/rank1"]  # a metric name with a slash survives
+    np.testing.assert_array_equal(s.successes, [1, 0, 0, 1])
+    np.testing.assert_array_equal(s.trials, [1, 1, 0, 1])
+    assert s.rate == 2 / 3 and s.per_search and s.unit_name == "subject"
+    np.testing.assert_array_equal(back.extra["probe_template"], [7, 8, 9, 10])
+    assert load_scores(tmp_path, {"model": "m", "protocol": "p"}) is not None
+    assert load_scores(tmp_path, {"model": "other", "protocol": "p"}) is None
+
+
+@pytest.mark.parametrize("build,match", [
+    (lambda R: R.PairScores([0.1, 0.2], [1, 0], [0], [0, 1]), "one entry per pair"),
+    (lambda R: R.PairScores([0.1, 0.2], [1, 0], [0, 1], [0, 1], folds=[0]), "one entry per pair"),
+    (lambda R: R.SearchScores([2, 0], [1, 1], [0, 1]), r"successes must lie in \[0, trials\]"),
+    (lambda R: R.SearchScores([1, 0], [1, 1], [0]), "one entry per search"),
+], ids=["units", "folds", "successes", "search-units"])
+def test_score_records_refuse_misshapen_arrays(build, match):
+    from fr_bench import results as R
+
+    with pytest.raises(ValueError, match=match):
+        build(R)
+
+
+def test_the_one_json_encoder():
+    from dataclasses import dataclass
+
+    from fr_bench.results import to_jsonable
+
+    @dataclass
+    class Point:
+        far: float
+        n: np.int64
+
+    value = {"a": np.float32(0.5), "b": np.array([1.0, np.nan, np.inf]), 3: (np.bool_(True), Path("x/y")),
+             "p": Point(float("nan"), np.int64(4))}
+    out = to_jsonable(value)
+    assert out == {"a": 0.5, "b": [1.0, None, None], "3": [True, "x/y"], "p": {"far": None, "n": 4}}
+    json.dumps(out, allow_nan=False)

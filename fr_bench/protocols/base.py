@@ -227,8 +227,9 @@ class Protocol(ABC):
 
     @property
     def conventions(self) -> dict[str, list[str]]:
-        """Metric group -> the named conventions ``evaluate`` accepts for it (first is the default)."""
-        return {}
+        """Metric group -> the named conventions ``evaluate`` accepts for it (first is the default); subclasses add
+        their own groups to :meth:`shared_conventions`."""
+        return self.shared_conventions()
 
     @abstractmethod
     def evaluate(
