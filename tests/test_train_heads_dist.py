@@ -6,9 +6,8 @@ process updating on the global batch."""
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
+from _dist_helpers import spawn_ranks
 from fr_bench.train import build_head
 
 SPLIT = (5, 3)
@@ -29,28 +28,23 @@ def _heads():
     return unpg, center, ir
 
 
-def _worker(rank: int, init_file: str, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    try:
-        x, y = _data()
-        lo = 0 if rank == 0 else SPLIT[0]
-        xr = x[lo:lo + SPLIT[rank]].clone().requires_grad_()
-        yr = y[lo:lo + SPLIT[rank]]
-        unpg, center, ir = _heads()
-        loss = unpg(xr, yr)
-        loss.backward()
-        center(xr.detach(), yr)
-        ir(xr.detach(), yr)
-        torch.save({"loss": loss.item(), "grad": xr.grad, "kept": unpg.kept_negatives(xr, yr).detach(),
-                    "centers": center.centers, "ir_weight": ir.weight.clone()}, f"{out_dir}/rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int, world_size: int, out_dir: str) -> None:
+    x, y = _data()
+    lo = 0 if rank == 0 else SPLIT[0]
+    xr = x[lo:lo + SPLIT[rank]].clone().requires_grad_()
+    yr = y[lo:lo + SPLIT[rank]]
+    unpg, center, ir = _heads()
+    loss = unpg(xr, yr)
+    loss.backward()
+    center(xr.detach(), yr)
+    ir(xr.detach(), yr)
+    torch.save({"loss": loss.item(), "grad": xr.grad, "kept": unpg.kept_negatives(xr, yr).detach(),
+                "centers": center.centers, "ir_weight": ir.weight.clone()}, f"{out_dir}/rank{rank}.pt")
 
 
 def test_two_gloo_ranks_match_one_process(tmp_path):
-    # fork: the children reuse the imported torch (CPU only, no CUDA state), which keeps this test short
-    mp.start_processes(_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True,
-                       start_method="fork")
+    # spawn, not fork: a child forked after the parent's OpenMP pool has run hangs (seen with the other tests first)
+    spawn_ranks(_worker, 2, tmp_path, str(tmp_path))
     got = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
 
     x, y = _data()
