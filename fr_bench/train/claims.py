@@ -32,8 +32,9 @@ def pair_cosines(features: np.ndarray | torch.Tensor, pairs: np.ndarray) -> np.n
     return (f[p[:, 0]] * f[p[:, 1]]).sum(dim=1).numpy()
 
 
-def score_overlap(scores: np.ndarray, labels: np.ndarray, bins: int = 100) -> float:
-    """Histogram intersection of genuine (``labels`` true) and impostor scores on ``bins`` shared bins."""
+def score_overlap(scores: np.ndarray, labels: np.ndarray, bins: int = 200) -> float:
+    """Histogram intersection of genuine (``labels`` true) and impostor scores on ``bins`` shared bins (200: the
+    protocols' default, so the number matches the distribution plots)."""
     labels = np.asarray(labels, dtype=bool)
     return distribution_overlap(scores[labels], scores[~labels], bins=bins).overlap
 
