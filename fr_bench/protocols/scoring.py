@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from fr_bench.metrics.names import far_name  # the one vocabulary of metric names (re-exported for protocols)
 from fr_bench.results import PairScores, ProtocolResult
 
 #: Most ROC points kept in ``details["roc"]`` (both ends and the strict staircase corners).
@@ -44,12 +45,6 @@ ROC_POINTS = 1000
 EER_BOOT_BUDGET = 2e8
 #: Interval method recorded in every interval.
 METHOD = "percentile bootstrap"
-
-
-def far_name(far: float) -> str:
-    """``1e-3`` -> ``"1e-3"`` (metric names like ``tar@far=1e-3``, ``tpir@fpir=1e-2``)."""
-    mantissa, exponent = f"{float(far):.0e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
 
 
 def op_dict(point: Any) -> dict[str, Any]:
