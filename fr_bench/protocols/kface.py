@@ -12,9 +12,11 @@ Expected under ``root`` (docs/FORMATS.md "K-FACE")::
 Per list: scores of the ``score`` convention (default cosine of the L2-normalised embeddings), by default of the
 image and mirror embeddings concatenated (flip convention ``concat``, as UNPG's released evaluation does; ``sum`` and
 ``none`` selectable); TAR@FAR (1e-4, 1e-3, 1e-2, 1e-1; convention ``nearest`` by default as in the UNPG tables,
-``strict``/``interpolated`` selectable). With 500 impostor pairs a list cannot resolve FAR below
-2e-3 (needs floor(far * n_impostor) >= 1): those are NaN and flagged. Accuracy: ``best-threshold`` by default (UNPG's
-``best_th``: the best threshold on the whole list, scored on the same list -- an optimistic "oracle" figure, flagged);
+``strict``/``interpolated`` selectable). With 500 impostor pairs a list cannot resolve FAR below 2e-3 (needs
+floor(far * n_impostor) >= 1): those are NaN and flagged, unless ``tar=nearest-reference`` is asked for by name: it
+reads them at the nearest FPR as UNPG's tables do (TAR@FAR=1e-3 on 500 impostors), flagged as unsound.
+Accuracy: ``best-threshold`` by default (UNPG's ``best_th``: the best threshold on the whole list, scored on the same
+list -- an optimistic "oracle" figure, flagged);
 ``kfold-exact`` / ``kfold-grid`` are selectable (meaningful only if the list interleaves genuine and impostor pairs
 across its 10 contiguous folds).
 

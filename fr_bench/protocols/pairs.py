@@ -20,7 +20,8 @@ computes, with :mod:`fr_bench.metrics` only:
   - ``best-threshold``: best accuracy over all thresholds on the whole set -- an optimistic oracle figure, flagged.
 
 * ``tar@far=<f>`` for the spec's FAR list, read on the whole-set ROC under a named convention (group ``"tar"``:
-  ``nearest`` default, ``strict``, ``interpolated``); the realised operating point goes to ``operating_points``.
+  ``nearest`` default, ``strict``, ``interpolated``, ``nearest-reference``: :data:`fr_bench.metrics.TAR_CONVENTIONS`);
+  the realised operating point goes to ``operating_points``.
   This is not insightface's per-fold "VAL@FAR" (threshold found on the training folds); the spec says so.
 * ``eer``, ``auc``, ``xnorm`` (mean L2 norm of the embeddings as given, fused with the mirror image's as the
   ``flip`` convention says).
