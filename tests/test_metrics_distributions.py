@@ -102,7 +102,7 @@ def test_bad_input(g, i, bins, match):
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_fixed_bins_count_exactly_as_the_edges_array_including_values_on_edges(seed):
+def test_edges_array_counts_exactly_as_fixed_bins_including_values_on_edges(seed):
     rng = np.random.default_rng(seed)
     edges = np.histogram_bin_edges([0.0], bins=50, range=(-0.3, 0.9))
     g = np.r_[rng.uniform(-0.3, 0.9, 5000), edges, edges[::7], np.nextafter(edges, -1), np.nextafter(edges, 2)]
@@ -117,4 +117,6 @@ def test_fixed_bins_count_exactly_as_the_edges_array_including_values_on_edges(s
                           for a, b in zip(edges[:-1], edges[1:])])
         np.testing.assert_array_equal(d.genuine_counts, ref_g)
         np.testing.assert_array_equal(d.impostor_counts, ref_i)
-        np.testing.assert_array_equal(d.genuine_counts, np.histogram(gs, bins=edges)[0])
+        if gs.dtype == np.float64:  # numpy's fixed-bin path compares float32 data with the range in float32
+            np.testing.assert_array_equal(d.genuine_counts, np.histogram(gs, bins=50, range=(-0.3, 0.9))[0])
+            np.testing.assert_array_equal(d.impostor_counts, np.histogram(im, bins=50, range=(-0.3, 0.9))[0])

@@ -71,16 +71,16 @@ def distribution_overlap(genuine: Any, impostor: Any, *, bins: int | Sequence[fl
     if np.ndim(bins) == 0:
         if int(bins) < 1:
             raise ValueError(f"bins must be >= 1, got {bins}")
-        # equal-width bins over a range: numpy's linear-time path (index by arithmetic, then corrected against the
-        # edges it returns), the same counts as these edges passed as an array, which numpy sorts the data for
-        gc, edges = np.histogram(g, bins=int(bins), range=range)
-        ic, _ = np.histogram(i, bins=int(bins), range=range)
+        # the equal-width edges numpy's fixed-bin path uses, passed as an array: the same counts (tested, values on
+        # an edge included), and faster with numpy 2's vectorised sort (bench/RESULTS.md: 0.35 s against 0.91 s for
+        # bins=200, range=... on 15.6M float64 scores)
+        edges = np.histogram_bin_edges(np.concatenate([g[:1], i[:1]]), bins=int(bins), range=range)
     else:
         edges = np.asarray(bins, dtype=np.float64)
         if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
             raise ValueError("bins given as edges must be a 1-D increasing array of at least 2 values")
-        gc, _ = np.histogram(g, bins=edges)
-        ic, _ = np.histogram(i, bins=edges)
+    gc, _ = np.histogram(g, bins=edges)
+    ic, _ = np.histogram(i, bins=edges)
     if gc.sum() == 0 or ic.sum() == 0:
         raise ValueError("no genuine or no impostor score falls inside the histogram range")
     pg = gc / gc.sum()

@@ -59,7 +59,8 @@ def _merge_top(top: torch.Tensor, s: torch.Tensor, row_max: torch.Tensor, keep: 
         rows = torch.nonzero(row_max > top[-1])[:, 0]
         if rows.numel() == 0:
             return top
-        flat = s[rows].reshape(-1)
+        # few candidate rows: gather them; many: one compare over the block is cheaper than the gather
+        flat = s[rows].reshape(-1) if 8 * rows.numel() < s.shape[0] else s.reshape(-1)
         flat = flat[flat > top[-1]]
     else:  # a cheap lower bound of the k-th largest: the k-th largest of the per-row top scores
         per_row = min(s.shape[1], -(-keep // s.shape[0]))
