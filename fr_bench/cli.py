@@ -218,14 +218,21 @@ def evaluate(out, name, convention, ci, n_boot, seed, as_json, model, protocol, 
 
 
 def check_out_dir(out: str | Path) -> Path:
-    """``--out`` as a folder that exists and takes a file, checked before any extraction (one clear error if not)."""
+    """``--out`` checked before any extraction: a folder (or one that can be made) that takes a file.
+
+    Nothing is created: the probe file goes into ``--out`` when it exists, else into its nearest existing parent.
+    """
     path = Path(out).expanduser()
     if path.exists() and not path.is_dir():
         raise click.ClickException(f"--out {out}: is a file; --out names a folder (the result goes to "
                                    "OUT/<model>/<protocol>.json)")
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".frbench-write-check-"):
+        if not probe.is_dir():
+            raise NotADirectoryError(20, "a parent is a file", str(probe))
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".frbench-write-check-"):
             pass
     except OSError as exc:
         raise click.ClickException(f"--out {out}: cannot write there ({exc.strerror or exc}); "

@@ -44,8 +44,16 @@ def test_out_is_a_file(tmp_path, no_extraction):
 
 def test_out_below_a_file(tmp_path, no_extraction):
     (tmp_path / "f").write_text("")
-    line = _one_line_error(_evaluate(tmp_path / "f" / "sub"))
+    line = _one_line_error(_evaluate(tmp_path / "f" / "sub" / "deeper"))
     assert "cannot write there" in line and not no_extraction
+
+
+def test_out_check_creates_nothing(tmp_path):
+    """A run that fails after the check (here: an unknown model) leaves no empty --out folder behind."""
+    out = tmp_path / "new" / "results"
+    _one_line_error(CliRunner().invoke(main, ["evaluate", "-m", str(tmp_path / "nope.onnx"), "-p", "demo",
+                                              "--out", str(out), "-q"]))
+    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
