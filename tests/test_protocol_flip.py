@@ -113,3 +113,18 @@ def test_xnorm_text_follows_the_flip_used():
     p, emb = _demo(None)
     assert "no mirror" in _evaluate(p, emb, flip="none").details["xnorm"]
     assert "flip-summed" in _evaluate(p, emb).details["xnorm"]
+
+
+@pytest.mark.parametrize("family,group,name", [("demo", "accuracy", "kfold-youden"), ("demo", "tar", "strict"),
+                                               ("kface", "tar", "interpolated"), ("ijbc", "tar", "strict"),
+                                               ("ijbc_1n", "1n", "merged-galleries")])
+def test_the_spec_default_of_a_group_comes_first_and_is_used(tmp_path, family, group, name):
+    from fr_bench.protocols import _resolve, load_spec
+
+    p, emb = FAMILIES[family][0](tmp_path)
+    spec = dict(load_spec(family), conventions={group: name})
+    options = {"demo": {}, "kface": {"lists": ("Q1",), "check_counts": False}}.get(family, {"check_counts": False})
+    root = None if family == "demo" else p.root if hasattr(p, "root") else tmp_path
+    q = _resolve(spec["loader"])(root, spec, **options)
+    assert q.conventions[group][0] == name and sorted(q.conventions[group]) == sorted(p.conventions[group])
+    assert _evaluate(q, emb).conventions[group] == name

@@ -202,6 +202,12 @@ class Protocol(ABC):
         scores = [n for n in list_scores() if not self.needs_cosine_score or get_score(n).cosine_of_prepared]
         return {"flip": default_first(FLIP_CONVENTIONS, self.flip_convention), "score": scores}
 
+    def spec_defaults(self, groups: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+        """``groups`` with the spec's ``[conventions]`` default of each moved first (a default the group does not
+        accept, e.g. a k-fold accuracy on a set without folds, leaves the group's own order)."""
+        defaults = self.spec.get("conventions", {})
+        return {group: default_first(names, defaults.get(group)) for group, names in groups.items()}
+
     def describe_score(self, chosen: Mapping[str, str], of: str = "") -> str:
         """The text a result records about its scores (``details["score"]``): the score function, applied to
         what (``of``, e.g. "template features pooled from"), and the features the flip convention made."""

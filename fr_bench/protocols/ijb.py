@@ -109,7 +109,7 @@ class IJBVerification(IJBBase):
 
     @property
     def conventions(self) -> dict[str, list[str]]:
-        return {"tar": list(TAR_CONVENTIONS), "pooling": default_first(POOLINGS, self.pooling),
+        return {**self.spec_defaults({"tar": TAR_CONVENTIONS}), "pooling": default_first(POOLINGS, self.pooling),
                 **self.shared_conventions()}
 
     def pair_subjects(self) -> tuple[np.ndarray, np.ndarray] | None:

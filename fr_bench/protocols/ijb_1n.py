@@ -109,7 +109,7 @@ class IJBIdentification(IJBBase):
 
     @property
     def conventions(self) -> dict[str, list[str]]:
-        return {"1n": list(IN_CONVENTIONS), "pooling": default_first(POOLINGS, self.pooling),
+        return {**self.spec_defaults({"1n": IN_CONVENTIONS}), "pooling": default_first(POOLINGS, self.pooling),
                 **self.shared_conventions()}
 
     def evaluate(self, embeddings: np.ndarray, norms: np.ndarray | None = None, *,

@@ -113,7 +113,8 @@ class KFace(Protocol):
 
     @property
     def conventions(self) -> dict[str, list[str]]:
-        return {"tar": list(TAR_CONVENTIONS), "accuracy": list(ACCURACY_CONVENTIONS), **self.shared_conventions()}
+        return {**self.spec_defaults({"tar": TAR_CONVENTIONS, "accuracy": ACCURACY_CONVENTIONS}),
+                **self.shared_conventions()}
 
     def evaluate(self, embeddings: np.ndarray, norms: np.ndarray | None = None, *,
                  conventions: Mapping[str, str] | None = None, ci: float | None = None, n_boot: int = 1000,

@@ -170,16 +170,7 @@ class PairProtocol(Protocol):
     @property
     def conventions(self) -> dict[str, list[str]]:
         allowed_acc = list(ACCURACY_CONVENTIONS) if self.n_folds >= 2 else ["best-threshold"]
-        defaults = self.spec.get("conventions", {})
-        acc_default = defaults.get("accuracy", allowed_acc[0])
-        if acc_default not in allowed_acc:
-            acc_default = allowed_acc[0]
-        tar_default = defaults.get("tar", TAR_CONVENTIONS[0])
-        return {
-            "accuracy": [acc_default] + [c for c in allowed_acc if c != acc_default],
-            "tar": [tar_default] + [c for c in TAR_CONVENTIONS if c != tar_default],
-            **self.shared_conventions(),
-        }
+        return {**self.spec_defaults({"accuracy": allowed_acc, "tar": TAR_CONVENTIONS}), **self.shared_conventions()}
 
     @property
     def fars(self) -> tuple[float, ...]:
