@@ -85,7 +85,7 @@ def test_failed_write_prints_the_table_and_keeps_the_record(tmp_path, monkeypatc
     def refuse(out_dir, record):
         raise PermissionError(13, "Permission denied", str(out_dir))
 
-    monkeypatch.setattr(cli, "_write_record", refuse)
+    monkeypatch.setattr(cli, "write_record", refuse)
     cache = tmp_path / "cache"
     res = _evaluate(tmp_path / "out", "--cache-dir", str(cache))
     line = _one_line_error(res)

@@ -116,7 +116,7 @@ def test_names_module_is_pure():
 def test_cli_table_prints_rates_in_percent_in_table_order(capsys):
     from types import SimpleNamespace
 
-    import fr_bench.cli as cli
+    from fr_bench.cli_output import print_result
 
     metrics = {"xnorm": 25.5, "Q2/auc": 0.5, "G1/tpir@fpir=1e-2": 0.25, "accuracy": 0.75, "dprime": 3.0}
     ev = SimpleNamespace(
@@ -125,7 +125,7 @@ def test_cli_table_prints_rates_in_percent_in_table_order(capsys):
                                                                       "embedding_size": 4},
                                fr_bench_version="0", extraction={"images": 1, "device": "cpu", "from_cache": True}),
         path=None)
-    cli._print_result(ev)
+    print_result(ev)
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:7]]
     assert rows == [["accuracy", "(%)", "75.00"], ["xnorm", "25.5"], ["dprime", "3"],
                     ["G1/tpir@fpir=1e-2", "(%)", "25.00"], ["Q2/auc", "(%)", "50.00"]]
