@@ -138,7 +138,7 @@ def _verification(fars: Sequence[float], top: torch.Tensor, mate: torch.Tensor, 
 
 
 def distractor_metrics(probe: Any, probe_ids: Any, distractors: Any, *, fars: Sequence[float] | None = (1e-6,),
-                       rank1: bool = True, block_size: int = 16384, device: torch.device | str | None = None
+                       rank1: bool = True, block_size: int = 8192, device: torch.device | str | None = None
                        ) -> tuple[DistractorResult | None, dict[float, OperatingPoint]]:
     """MegaFace challenge 1 identification and verification from ONE pass over the distractors.
 
@@ -175,7 +175,7 @@ def distractor_metrics(probe: Any, probe_ids: Any, distractors: Any, *, fars: Se
     return result, (_verification(fars, top, mate, n_imp) if fars else {})
 
 
-def distractor_rank1(probe: Any, probe_ids: Any, distractors: Any, *, block_size: int = 16384,
+def distractor_rank1(probe: Any, probe_ids: Any, distractors: Any, *, block_size: int = 8192,
                      device: torch.device | str | None = None) -> DistractorResult:
     """MegaFace challenge 1 rank-1 identification rate (``distractor_metrics`` without verification)."""
     result, _ = distractor_metrics(probe, probe_ids, distractors, fars=None, block_size=block_size, device=device)
@@ -184,7 +184,7 @@ def distractor_rank1(probe: Any, probe_ids: Any, distractors: Any, *, block_size
 
 
 def distractor_verification(probe: Any, probe_ids: Any, distractors: Any, *, fars: Sequence[float] = (1e-6,),
-                            block_size: int = 16384, device: torch.device | str | None = None
+                            block_size: int = 8192, device: torch.device | str | None = None
                             ) -> dict[float, OperatingPoint]:
     """MegaFace challenge 1 verification, TAR at FAR (``distractor_metrics`` without rank-1)."""
     _, points = distractor_metrics(probe, probe_ids, distractors, fars=fars, rank1=False, block_size=block_size,

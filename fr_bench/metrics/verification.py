@@ -183,7 +183,7 @@ def downsample_roc(far: Any, tar: Any, thresholds: Any = None, *, max_points: in
         raise ValueError("downsample_roc: empty ROC")
     if max_points < 4:
         raise ValueError(f"downsample_roc: max_points must be >= 4, got {max_points}")
-    if np.isnan(far).any() or np.any(np.diff(far) < 0):
+    if np.isnan(far).any() or np.any(far[1:] < far[:-1]):
         raise ValueError("downsample_roc: far must be non-decreasing and free of NaN (sort the ROC by FAR first)")
     n = far.size
     if n <= max_points:
@@ -193,9 +193,11 @@ def downsample_roc(far: Any, tar: Any, thresholds: Any = None, *, max_points: in
         zero = np.searchsorted(far, 0.0, side="right") - 1  # last point with FAR <= 0
         if zero >= 0:
             picks.append(np.array([zero]))
-        positive = far[far > 0]
-        if positive.size:
-            targets = np.geomspace(positive[0], far[-1], max_points - 3) if far[-1] > positive[0] else positive[:1]
+        first_positive = zero + 1  # far is non-decreasing: no mask over the whole curve
+        if first_positive < n:
+            lo = far[first_positive]
+            targets = (np.geomspace(lo, far[-1], max_points - 3) if far[-1] > lo
+                       else far[first_positive:first_positive + 1])
             picks.append(np.searchsorted(far, targets, side="right") - 1)
         keep = np.unique(np.concatenate(picks))
         keep = keep[keep >= 0]
