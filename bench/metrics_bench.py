@@ -143,7 +143,7 @@ def identification_section(n_probes: int, n_distractors: int, dim: int, seed: in
 def bootstrap_section(n: int, n_subjects: int, n_boot: int, n_loop: int, seed: int) -> None:
     """TAR@FAR replicates at IJB-C size: strict (vectorised) against nearest vectorised, and the nearest reading one
     replicate at a time (the previous implementation, on ``n_loop`` replicates, extrapolated), identical values."""
-    from fr_bench.metrics import _replicates as rep
+    from fr_bench.metrics import _nearest
 
     rng = np.random.default_rng(seed)
     n_gen = int(n * 0.0012)
@@ -166,13 +166,13 @@ def bootstrap_section(n: int, n_subjects: int, n_boot: int, n_loop: int, seed: i
         times[conv] = time.perf_counter() - t0
         if conv == "nearest":
             vec = reps
-    rep.VECTORISED_NEAREST = False
+    _nearest.VECTORISED_NEAREST = False
     try:
         t0 = time.perf_counter()
         loop = M.tar_replicates(scores, labels, a, b, w[:n_loop], fars=fars, convention="nearest")
         t_loop = (time.perf_counter() - t0) * n_boot / n_loop
     finally:
-        rep.VECTORISED_NEAREST = True
+        _nearest.VECTORISED_NEAREST = True
     same = bool(np.array_equal(loop, vec[:, :n_loop], equal_nan=True))
     print(f"strict {times['strict']:.1f} s; nearest vectorised {times['nearest']:.1f} s "
           f"(x{times['nearest'] / times['strict']:.2f} strict); nearest one replicate at a time {t_loop:.0f} s "

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
+from fr_bench.metrics import _pairs as pairs_mod
 from fr_bench.metrics import _replicates as rep
 from fr_bench.metrics import uncertainty as unc
 from fr_bench.metrics.compare import mcnemar, paired_accuracy_difference, paired_bootstrap_difference
@@ -42,8 +43,8 @@ def _two_models(seed, n=4000, n_sub=40, gain=0.6):
 def test_paired_difference_is_the_difference_of_shared_replicates():
     s_a, s_b, y, a, b = _two_models(0)
     res = paired_bootstrap_difference(s_a, s_b, y, a, b, far=0.05, n_boot=100, seed=3)
-    da, dev = rep.prepare(s_a, y, a, b)
-    db, _ = rep.prepare(s_b, y, a, b)
+    da, dev = pairs_mod.prepare(s_a, y, a, b)
+    db, _ = pairs_mod.prepare(s_b, y, a, b)
     w = unc.draw_unit_weights(da.n_units, 100, seed=3)
     diff = rep.tar_replicates(da, w, [0.05], "strict", dev)[0] - rep.tar_replicates(db, w, [0.05], "strict", dev)[0]
     lo, hi = np.quantile(diff, [0.025, 0.975])

@@ -11,6 +11,8 @@ import pytest
 from scipy.stats import binom, norm
 from sklearn.metrics import roc_curve
 
+from fr_bench.metrics import _nearest as near
+from fr_bench.metrics import _pairs as pairs_mod
 from fr_bench.metrics import _replicates as rep
 from fr_bench.metrics import uncertainty as unc
 from fr_bench.metrics import open_set_search, tpir_at_fpir
@@ -61,11 +63,13 @@ def test_replicates_match_weighted_roc(convention, tight, monkeypatch):
         monkeypatch.setattr(rep, "ANCHOR_MIN", 20)
         monkeypatch.setattr(rep, "CHUNK_ROWS", 1)
         monkeypatch.setattr(rep, "WINDOW_MARGIN", 1)
+        monkeypatch.setattr(near, "WINDOW_MARGIN", 1)
+        monkeypatch.setattr(near, "CHUNK_ROWS", 1)
     s, y, a, b = _clustered_pairs(1)
-    d, dev = rep.prepare(s, y, a, b)
+    d, dev = pairs_mod.prepare(s, y, a, b)
     w = unc.draw_unit_weights(d.n_units, 12, seed=3)
     got = rep.tar_replicates(d, w, FARS, convention, dev, initial_length=40 if tight else None)
-    ca, cb, _ = rep.unit_codes(a, b, s.size)
+    ca, cb, _ = pairs_mod.unit_codes(a, b, s.size)
     for r in range(w.shape[0]):
         expected = _brute_tar(s, y, _pair_weights(w[r], ca, cb), FARS, convention)
         np.testing.assert_allclose(got[:, r], expected, rtol=0, atol=1e-12)
@@ -84,17 +88,17 @@ def test_point_estimate_is_the_verification_metric(convention):
 def test_one_unit_per_pair_and_impostor_totals_both_paths(monkeypatch):
     s, y, a, b = _clustered_pairs(3, n=800)
     pairs = np.arange(s.size)
-    d, dev = rep.prepare(s, y, pairs, None)
+    d, dev = pairs_mod.prepare(s, y, pairs, None)
     w = unc.draw_unit_weights(d.n_units, 5, seed=1)
     got = rep.tar_replicates(d, w, (0.05, 0.2), "strict", dev)
     for r in range(5):
         np.testing.assert_allclose(got[:, r], _brute_tar(s, y, w[r].astype(float), (0.05, 0.2), "strict"))
-    d2, _ = rep.prepare(s, y, a, b)
+    d2, _ = pairs_mod.prepare(s, y, a, b)
     w2 = unc.draw_unit_weights(d2.n_units, 7, seed=2)
-    ca, cb, _ = rep.unit_codes(a, b, s.size)
+    ca, cb, _ = pairs_mod.unit_codes(a, b, s.size)
     direct = np.array([_pair_weights(w2[r], ca, cb)[~y].sum() for r in range(7)])
     np.testing.assert_array_equal(d2.impostor_totals(w2), direct)
-    monkeypatch.setattr(rep, "DENSE_UNITS", 0)  # sparse path
+    monkeypatch.setattr(pairs_mod, "DENSE_UNITS", 0)  # sparse path
     np.testing.assert_array_equal(d2.impostor_totals(w2), direct)
 
 
@@ -132,9 +136,9 @@ def test_bootstrap_eer_point_and_replicates():
     res = unc.bootstrap_eer(s, y, a, b, n_boot=40, seed=1)
     assert res.point == pytest.approx(eer(s, y), abs=1e-12)
     assert res.low <= res.point <= res.high
-    d, _ = rep.prepare(s, y, a, b)
+    d, _ = pairs_mod.prepare(s, y, a, b)
     w = unc.draw_unit_weights(d.n_units, 40, seed=1)
-    ca, cb, _ = rep.unit_codes(a, b, s.size)
+    ca, cb, _ = pairs_mod.unit_codes(a, b, s.size)
     reps = [_brute_eer(s, y, _pair_weights(w[r], ca, cb).astype(float)) for r in range(40)]
     lo, hi = np.quantile(reps, [0.025, 0.975])
     assert res.low == pytest.approx(lo, abs=1e-9) and res.high == pytest.approx(hi, abs=1e-9)
@@ -252,7 +256,7 @@ def test_window_grows_when_the_threshold_sits_at_the_anchor(convention, monkeypa
     monkeypatch.setattr(rep, "WINDOW_MARGIN", 1)
     s, y, a, b = _top_impostors_of_one_unit_pair(1)
     fars = (0.01, 0.3, 0.5)
-    d, dev = rep.prepare(s, y, a, b)
+    d, dev = pairs_mod.prepare(s, y, a, b)
     w = unc.draw_unit_weights(4, 30, seed=1)
     got = rep.tar_replicates(d, w, fars, convention, dev, initial_length=10)
     for r in range(w.shape[0]):
@@ -271,7 +275,7 @@ def test_nearest_replicates_on_a_short_slice_of_coarse_scores(initial_length):
     y = a == b
     s = np.round(rng.standard_normal(300) + 1.5 * y)
     fars = (0.05, 0.1, 0.3, 0.5, 0.9)
-    d, dev = rep.prepare(s, y, a, b)
+    d, dev = pairs_mod.prepare(s, y, a, b)
     w = unc.draw_unit_weights(8, 10, seed=4)
     got = rep.tar_replicates(d, w, fars, "nearest", dev, initial_length=initial_length)
     for r in range(w.shape[0]):
@@ -287,12 +291,12 @@ def test_weighted_count_stays_exact_beyond_float32_integers(monkeypatch):
     b = np.array([1, 1, 2, 2, 3, 0, 1, 2])  # the last two: same-unit pairs (linear weight)
     s = np.linspace(0.0, 1.0, a.size)
     y = a == b
-    d, _ = rep.prepare(s, y, a, b)
+    d, _ = pairs_mod.prepare(s, y, a, b)
     w = np.array([[2 ** 24 + 1, 3, 1, 2], [1, 1, 1, 1], [0, 2 ** 25 + 3, 5, 0]], dtype=np.int64)
     direct = [int(sum(int(w[r, i]) * (1 if i == j else int(w[r, j])) for i, j in zip(a[~y], b[~y])))
               for r in range(w.shape[0])]
     np.testing.assert_array_equal(d.impostor_totals(w), direct)  # dense path
-    monkeypatch.setattr(rep, "DENSE_UNITS", 0)  # sparse path
+    monkeypatch.setattr(pairs_mod, "DENSE_UNITS", 0)  # sparse path
     np.testing.assert_array_equal(d.impostor_totals(w), direct)
 
 
@@ -301,17 +305,17 @@ def test_vectorised_nearest_equals_the_one_replicate_loop(tight, monkeypatch):
     # many ties (scores rounded), zero-weight units, targets deep and shallow; tight windows force the retries and
     # the fallback to the loop for some replicates
     s, y, a, b = _clustered_pairs(11, n=5000, n_sub=40)
-    d, dev = rep.prepare(s, y, a, b)
+    d, dev = pairs_mod.prepare(s, y, a, b)
     w = unc.draw_unit_weights(d.n_units, 40, seed=2)
     fars = (1e-3, 0.01, 0.05, 0.2, 0.5)
     if tight:
-        monkeypatch.setattr(rep, "WINDOW_MARGIN", 1)
-        monkeypatch.setattr(rep, "CHUNK_ROWS", 3)
+        monkeypatch.setattr(near, "WINDOW_MARGIN", 1)
+        monkeypatch.setattr(near, "CHUNK_ROWS", 3)
     vec = rep.tar_replicates(d, w, fars, "nearest", dev)
-    monkeypatch.setattr(rep, "VECTORISED_NEAREST", False)
-    d2, _ = rep.prepare(s, y, a, b)
+    monkeypatch.setattr(near, "VECTORISED_NEAREST", False)
+    d2, _ = pairs_mod.prepare(s, y, a, b)
     loop = rep.tar_replicates(d2, w, fars, "nearest", dev)
     np.testing.assert_array_equal(vec, loop)
     sl = d.top(int(1.25 * 0.5 * d.n_imp) + 4096)
-    _, proven = rep.nearest_windowed(d, sl, rep.merged_slice(d, sl), w, d.impostor_totals(w), list(fars))
+    _, proven = near.nearest_windowed(d, sl, near.merged_slice(d, sl), w, d.impostor_totals(w), list(fars))
     assert proven.mean() > (0.3 if tight else 0.9)  # the windows do the work

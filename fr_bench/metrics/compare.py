@@ -15,7 +15,7 @@ import numpy as np
 from scipy.stats import binom
 
 from fr_bench.metrics._checks import check_binary, check_level, check_scores_labels, to_numpy
-from fr_bench.metrics._replicates import unit_codes
+from fr_bench.metrics._pairs import unit_codes
 from fr_bench.metrics.uncertainty import (
     Interval,
     draw_unit_weights,

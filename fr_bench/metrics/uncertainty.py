@@ -29,6 +29,7 @@ import numpy as np
 from fr_bench.metrics import _replicates as _rep
 from fr_bench.metrics._checks import check_binary, check_level, to_numpy
 from fr_bench.metrics._common import dense_codes
+from fr_bench.metrics._pairs import prepare
 from fr_bench.metrics._roc import DEFAULT_FARS
 
 __all__ = [
@@ -174,7 +175,7 @@ def tar_replicates(scores: Any, labels: Any, unit_a: Any, unit_b: Any | None, we
     "nearest-reference" gives the "nearest" replicates). NaN where a replicate cannot resolve the target
     (``floor(far * weighted n_impostor) < 1``). A row of ones gives the point estimate (equal to ``tar_at_far``).
     """
-    d, device = _rep.prepare(scores, labels, unit_a, unit_b)
+    d, device = prepare(scores, labels, unit_a, unit_b)
     w = _check_weights(weights, d.n_units)
     return _rep.tar_replicates(d, w, [float(f) for f in fars], convention, device)
 
@@ -191,7 +192,7 @@ def bootstrap_tar_at_far(scores: Any, labels: Any, unit_a: Any, unit_b: Any | No
     interval and a warning. Memory: ``n_boot x n_units`` weights plus chunks of about 2**25 slice elements.
     """
     check_level(level, n_boot)
-    d, device = _rep.prepare(scores, labels, unit_a, unit_b)
+    d, device = prepare(scores, labels, unit_a, unit_b)
     fars = [float(f) for f in fars]
     point = _rep.tar_replicates(d, np.ones((1, d.n_units), np.int32), fars, convention, device)[:, 0]
     reps = _rep.tar_replicates(d, draw_unit_weights(d.n_units, n_boot, seed=seed), fars, convention, device)
@@ -242,7 +243,7 @@ def bootstrap_eer(scores: Any, labels: Any, unit_a: Any, unit_b: Any | None = No
     medium sets; on IJB-sized sets prefer TAR@FAR.
     """
     check_level(level, n_boot)
-    d, device = _rep.prepare(scores, labels, unit_a, unit_b)
+    d, device = prepare(scores, labels, unit_a, unit_b)
     point = float(_rep.eer_replicates(d, np.ones((1, d.n_units), np.int32), device)[0])
     reps = _rep.eer_replicates(d, draw_unit_weights(d.n_units, n_boot, seed=seed), device)
     return percentile_interval(point, reps, level=level, unit=unit)
