@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from fr_bench.metrics import _pairs as pairs_mod
-from fr_bench.metrics import _replicates as rep
 from fr_bench.metrics import uncertainty as unc
 from fr_bench.metrics.compare import mcnemar, paired_accuracy_difference, paired_bootstrap_difference
 
@@ -40,14 +41,26 @@ def _two_models(seed, n=4000, n_sub=40, gain=0.6):
     return s_a, s_b, y, a, b
 
 
+def _strict_tar_brute(s, y, weight, far):
+    """Strict TAR@FAR of one weighted replicate by brute force: every distinct score as a threshold (accept iff
+    score >= t), the lowest threshold whose weighted false accepts stay within floor(far * weighted impostors)."""
+    budget = math.floor(Fraction(repr(far)) * int(weight[~y].sum()))
+    best = 0.0
+    for t in np.unique(s):
+        acc = s >= t
+        if weight[acc & ~y].sum() <= budget:
+            best = max(best, weight[acc & y].sum() / weight[y].sum())
+    return best
+
+
 def test_paired_difference_is_the_difference_of_shared_replicates():
-    s_a, s_b, y, a, b = _two_models(0)
-    res = paired_bootstrap_difference(s_a, s_b, y, a, b, far=0.05, n_boot=100, seed=3)
-    da, dev = pairs_mod.prepare(s_a, y, a, b)
-    db, _ = pairs_mod.prepare(s_b, y, a, b)
-    w = unc.draw_unit_weights(da.n_units, 100, seed=3)
-    diff = rep.tar_replicates(da, w, [0.05], "strict", dev)[0] - rep.tar_replicates(db, w, [0.05], "strict", dev)[0]
-    lo, hi = np.quantile(diff, [0.025, 0.975])
+    s_a, s_b, y, a, b = _two_models(0, n=600, n_sub=12)
+    s_a, s_b = np.round(s_a, 1), np.round(s_b, 1)  # ties
+    res = paired_bootstrap_difference(s_a, s_b, y, a, b, far=0.05, n_boot=60, seed=3)
+    w = unc.draw_unit_weights(12, 60, seed=3)  # the shared draw (units 0..11 are their own codes here)
+    pair_w = [np.where(a == b, w[r][a], w[r][a] * w[r][b]) for r in range(60)]
+    diff = np.array([_strict_tar_brute(s_a, y, pw, 0.05) - _strict_tar_brute(s_b, y, pw, 0.05) for pw in pair_w])
+    lo, hi = np.quantile(diff, [(1 - 0.95) / 2, (1 + 0.95) / 2])
     assert (res.low, res.high) == pytest.approx((lo, hi), abs=1e-12)
     point_a = unc.bootstrap_tar_at_far(s_a, y, a, b, fars=(0.05,), n_boot=2)[0.05].point
     point_b = unc.bootstrap_tar_at_far(s_b, y, a, b, fars=(0.05,), n_boot=2)[0.05].point

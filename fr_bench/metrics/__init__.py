@@ -9,7 +9,8 @@ every option is keyword-only. Every operating point (TAR@FAR, TPIR@FPIR, MegaFac
 Modules: ``verification`` (ROC, TAR@FAR, EER, AUC, reports), ``accuracy`` (pair accuracy), ``angular`` (MagFace),
 ``identification`` (CMC, open-set TPIR@FPIR), ``megaface`` (distractor rank-1 and TAR@FAR in one pass),
 ``distributions``, ``uncertainty`` (bootstrap intervals and replicates for caller-drawn weights), ``compare``
-(paired tests). Private: ``_roc`` (the ROC/count kernel), ``_kfold``, ``_replicates``, ``_common``, ``_checks``.
+(paired tests). Private: ``_roc`` (the ROC/count kernel), ``_kfold``, ``_pairs``, ``_replicates``, ``_nearest``
+(bootstrap kernels), ``_common``, ``_checks``.
 """
 
 from fr_bench.metrics._common import allowed_count
