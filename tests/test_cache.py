@@ -1,4 +1,4 @@
-"""fr_bench.cache: resume after a crash, stale entries never served, corrupt files recomputed, score store."""
+"""fr_bench.cache: resume after a crash, stale entries never served, corrupt files recomputed (scores: test_results)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from filelock import FileLock
 
-from fr_bench.cache import default_cache_dir, load_scores, save_scores
+from fr_bench.cache import default_cache_dir
 from fr_bench.extract import ImageDecodeError, extract
 from fr_bench.models import load_model
 from embed_fixtures import ArraySource, TinyNet, direct, random_crops, tiny_embedder
@@ -137,19 +137,3 @@ def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path / "x"
     monkeypatch.delenv("FRBENCH_CACHE")
     assert default_cache_dir().parts[-2:] == (".cache", "fr_bench")
-
-
-def test_scores_round_trip_and_key_isolation(tmp_path):
-    key = {"model": "abc", "protocol": "lfw", "data": "d1", "convention": "kfold-grid"}
-    scores = np.random.default_rng(0).normal(size=300)
-    labels = np.arange(300) % 2 == 0
-    save_scores(tmp_path, key, {"scores": scores, "labels": labels})
-    back = load_scores(tmp_path, key)
-    assert back["scores"].dtype == np.float32 and back["labels"].dtype == bool
-    np.testing.assert_array_equal(back["scores"], scores.astype(np.float32))
-    np.testing.assert_array_equal(back["labels"], labels)
-    assert load_scores(tmp_path, {**key, "convention": "official"}) is None
-    path = next((tmp_path / "scores").glob("*.h5"))
-    path.write_bytes(b"garbage")
-    with pytest.warns(UserWarning, match="unreadable"):
-        assert load_scores(tmp_path, key) is None
