@@ -84,11 +84,12 @@ def _distractor_pass(pn: torch.Tensor, d: torch.Tensor, block_size: int, keep_to
     for start in range(0, int(d.shape[0]), block_size):
         blk = d[start:start + block_size].to(device=pn.device, dtype=dtype)
         bn = _normalise(blk, f"distractors[{start}:{start + blk.shape[0]}]")
-        if pn.device.type == "cpu":  # numpy's BLAS is the faster CPU GEMM here (measured in bench/metrics_bench.py)
-            s = torch.from_numpy(pn.numpy() @ bn.numpy().T)
+        if pn.device.type == "cpu":  # numpy's BLAS GEMM and row max are the faster ones on CPU (bench/RESULTS.md)
+            s_np = pn.numpy() @ bn.numpy().T
+            s, row_max = torch.from_numpy(s_np), torch.from_numpy(s_np.max(axis=1))
         else:
             s = pn @ bn.T
-        row_max = s.max(dim=1).values
+            row_max = s.max(dim=1).values
         torch.maximum(best, row_max, out=best)
         if keep_top:
             top = _merge_top(top, s, row_max, keep_top)
