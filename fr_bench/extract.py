@@ -19,6 +19,11 @@ False still mean "sum" and "none". The convention is part of the cache identity.
 Batch size: when none is given, :func:`default_batch_size` picks it by device (CPU 32: onnxruntime's CPU peak grows
 with the batch and no throughput is gained above it; CUDA 128).
 
+Crop size: images come as the aligned 112x112 crops (:data:`CROP_SIZE`); a model whose input contract states
+another size gets them resized on its device by the contract's method (bilinear, antialiased:
+:func:`fr_bench.models.preprocess.resize_images`), which the contract, hence the result and the cache identity,
+records.
+
 Bad images: an image that fails to load (or is not a 112x112x3 uint8 array) raises :class:`ImageDecodeError`
 naming its index, key and file. With ``skip_bad_images=True`` its row is NaN instead and it is listed in
 ``Embeddings.skipped``; protocols decide what NaN rows mean (they must not drop them silently). Skipped rows are
@@ -48,12 +53,16 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from fr_bench.align import TEMPLATE_SIZE
 from fr_bench.cache import EmbeddingCache, default_cache_dir, entry_digest, image_list_fingerprint
 from fr_bench.models import Embedder, NonFiniteOutputError, amp_dtype, load_model
 from fr_bench.models.base import FLIP_MODES, ModelOutputError, flip_mode
 
 __all__ = ["FLIP_MODES", "Embeddings", "ImageDecodeError", "default_batch_size", "default_cache_dir", "extract",
            "flip_mode", "shard_rows"]
+
+#: The (height, width) of the aligned crops every image source delivers (the ArcFace template).
+CROP_SIZE: tuple[int, int] = (TEMPLATE_SIZE, TEMPLATE_SIZE)
 
 #: Default batch size per device type (see the module docstring and bench/RESULTS.md for the CPU memory figures).
 DEFAULT_BATCH_SIZE: dict[str, int] = {"cpu": 32, "cuda": 128}
@@ -201,7 +210,7 @@ def _compute(
         return rows, out, skipped, {"wait_s": 0.0, "model_s": 0.0}
     on_cuda = model.input_device.type == "cuda"
     loader = DataLoader(
-        _Crops(images, rows, model.prep.input_size),
+        _Crops(images, rows, CROP_SIZE),
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,

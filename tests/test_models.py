@@ -257,10 +257,14 @@ def test_fingerprint_follows_file_bytes_and_preprocessing(tmp_path):
     assert load_model(path).fingerprint != a.fingerprint
 
 
-def test_crops_of_the_wrong_size_are_refused():
+def test_crops_of_another_size_are_resized_to_the_contract():
     emb = load_model(TinyNet())
-    with pytest.raises(ValueError, match="does not resize"):
-        emb(torch.zeros((1, 96, 96, 3), dtype=torch.uint8))
+    crops = torch.randint(0, 256, (2, 96, 96, 3), dtype=torch.uint8)
+    x = torch.nn.functional.interpolate(crops.permute(0, 3, 1, 2).float(), size=(112, 112), mode="bilinear",
+                                        antialias=True)
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (emb.prep.mean, emb.prep.std))
+    with torch.no_grad():
+        torch.testing.assert_close(emb(crops), emb.module((x - mean) / std), rtol=1e-5, atol=1e-5)
 
 
 # -- ONNX -------------------------------------------------------------------------------------------------------------

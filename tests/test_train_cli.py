@@ -39,8 +39,10 @@ def _tree(root, classes=2, per_class=4, size=32):
 
 
 def test_train_then_evaluate_the_checkpoint_with_no_extra_flag(tmp_path):
+    # trained at 64x64: evaluated on the demo's 112x112 crops resized to 64x64, as its contract records
     out = tmp_path / "run"
-    res = _run("train", "arcface", "--data", "synthetic", "--out", out, "--max-steps", 2, "-q", *TINY, SYNTH)
+    at64 = [*TINY[:1], "model.input_size=64", *TINY[2:], SYNTH.replace("image_size = 32", "image_size = 64")]
+    res = _run("train", "arcface", "--data", "synthetic", "--out", out, "--max-steps", 2, "-q", *at64)
     assert res.exit_code == 0, res.output
     assert "trained arcface: 2 steps" in res.output
     assert {p.name for p in out.iterdir()} == {"checkpoint.pt", "log.csv", "training_state.pt"}
@@ -49,7 +51,8 @@ def test_train_then_evaluate_the_checkpoint_with_no_extra_flag(tmp_path):
     assert ev.exit_code == 0, ev.output
     record = json.loads(ev.output[ev.output.index("{"):])
     assert record["model"]["format"] == "fr_bench-checkpoint"
-    assert record["model"]["preprocessing"]["input_size"] == [112, 112]
+    assert record["model"]["preprocessing"]["input_size"] == [64, 64]
+    assert record["model"]["preprocessing"]["resize"] == "bilinear-antialias"
     assert record["model"]["embedding_size"] == 16
     assert 0.0 <= record["result"]["metrics"]["accuracy"] <= 1.0
 

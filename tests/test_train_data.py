@@ -11,7 +11,7 @@ from PIL import Image, ImageFilter
 
 import fr_bench.train.data as data_mod
 from fr_bench.models import Preprocessing
-from fr_bench.train.data import DataError, ImageFolder, make_transform, open_dataset, resize_uint8
+from fr_bench.train.data import DataError, ImageFolder, make_transform, open_dataset
 
 
 def _img(seed: int, h: int = 20, w: int = 16) -> np.ndarray:
@@ -129,19 +129,6 @@ def test_eval_transform_is_the_input_contract():
     assert tuple(batch.shape) == (2, 3, 12, 12)
     with pytest.raises(TypeError, match="uint8"):
         make_transform(prep, train=False, flip=False)(img.astype(np.float32))
-
-
-def test_resize_matches_pillow_bilinear():
-    smooth = np.array(Image.fromarray(_img(6, 64, 64)).filter(ImageFilter.GaussianBlur(2)))  # resampling-friendly
-    for size in ((112, 112), (56, 56), (40, 48)):
-        ours = resize_uint8(torch.from_numpy(smooth)[None], size)[0].numpy().astype(int)
-        ref = np.asarray(Image.fromarray(smooth).resize(size[::-1], Image.BILINEAR), dtype=int)
-        assert ours.shape == (*size, 3)
-        assert np.abs(ours - ref).max() <= 2 and np.abs(ours - ref).mean() < 0.6
-    out = make_transform(Preprocessing(input_size=(112, 112)), train=False, flip=False)(smooth)
-    assert tuple(out.shape) == (3, 112, 112)
-    same = torch.from_numpy(smooth)[None]
-    assert resize_uint8(same, (64, 64)) is same  # no resize at the stored size
 
 
 def test_train_flip_is_random_and_only_when_asked():

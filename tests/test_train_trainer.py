@@ -79,28 +79,30 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
 
 
-def test_checkpoint_is_self_describing_and_resizes_112_crops(tmp_path):
+def test_checkpoint_is_self_describing_and_evaluates_on_resized_112_crops(tmp_path):
     rec = _recipe(extra=["run.max_steps=2"])
     res = train(rec, "synthetic", tmp_path / "run", progress=False)
     ck = _state(res.checkpoint)
-    assert ck["arch"] == "resize_input" and ck["arch_kwargs"]["arch"] == "tinyface"
-    assert ck["preprocessing"]["input_size"] == [112, 112]
+    assert ck["arch"] == "tinyface" and ck["arch_kwargs"] == {"num_features": 16, "width": 4}
+    assert ck["preprocessing"]["input_size"] == [32, 32]  # the bare network with its true input contract
+    assert ck["preprocessing"]["resize"] == "bilinear-antialias"
     meta = ck["meta"]
-    assert meta["train_input_size"] == [32, 32] and meta["head"] == "cosface" and meta["steps"] == 2
+    assert meta["head"] == "cosface" and meta["steps"] == 2
     assert meta["recipe"]["config"]["model"]["backbone"] == "tinyface" and meta["git"]
-    # evaluation's loader: a 112x112 crop, resized by the model to 32x32, equals the bare network on the
-    # independently resized and normalised crop
+    # evaluation's loader: 112x112 crops, resized to 32x32 by the contract, equal the bare network on the
+    # independently resized and normalised crops
     emb = load_model(res.checkpoint)
+    assert emb.preprocessing["input_size"] == [32, 32]
     crop = torch.randint(0, 256, (3, 112, 112, 3), dtype=torch.uint8)
     got = emb(crop)
     from fr_bench.models import create_backbone
 
     net = create_backbone("tinyface", num_features=16, width=4).eval()
     net.load_state_dict(_state(tmp_path / "run" / STATE)["network"])
-    x = (crop.permute(0, 3, 1, 2).float() - 127.5) / 127.5
-    x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False, antialias=True)
+    x = F.interpolate(crop.permute(0, 3, 1, 2).float(), size=(32, 32), mode="bilinear", align_corners=False,
+                      antialias=True)
     with torch.no_grad():
-        want = net(x)
+        want = net((x - 127.5) / 127.5)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 

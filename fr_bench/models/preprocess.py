@@ -9,6 +9,14 @@ convention of a file format, or a user flag) and whose ``assumed`` is true when 
 ``mean`` and ``std`` hold one value per input channel, in the model's channel order, applied to raw 0..255 values:
 ``input = (pixel - mean) / std``. The insightface arcface_torch convention ``x / 255 - 0.5) / 0.5`` is
 ``mean = std = 127.5``; a model that normalises inside its graph (SFace) takes ``mean = 0, std = 1``.
+
+Crops whose size differs from ``input_size`` (a model trained on 64x64 images, fed the 112x112 aligned crops every
+protocol delivers) are resized to it by :func:`resize_images`, the one resize of the package, used by evaluation
+(:func:`to_model_input`) and by training (``fr_bench.train.data.make_transform`` goes through the same function):
+bilinear with antialiasing, ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False,
+antialias=True)`` on float32 values (Pillow's ``BILINEAR`` resampling, which widens its filter when reducing). The
+method is part of the contract (``resize``), so results and the embedding cache's identity record it. Resizing
+before or after ``(x - mean) / std`` is the same map (the filter weights sum to one): it is applied to the pixels.
 """
 
 from __future__ import annotations
@@ -18,8 +26,12 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 CHANNEL_ORDERS = ("RGB", "BGR")
+#: How crops of another size than ``input_size`` become model input (see the module docstring).
+RESIZE_METHOD = "bilinear-antialias"
+RESIZE_METHODS = (RESIZE_METHOD,)
 
 
 def _numbers(value: Any, what: str, cast: type, counts: tuple[int, ...]) -> tuple:
@@ -67,6 +79,7 @@ class Preprocessing:
     std: tuple[float, float, float] = (127.5, 127.5, 127.5)
     source: str = "default"
     assumed: bool = False
+    resize: str = RESIZE_METHOD
 
     def __post_init__(self) -> None:
         order = str(self.channel_order).upper()
@@ -78,6 +91,8 @@ class Preprocessing:
         object.__setattr__(self, "std", _triple(self.std, "std"))
         if any(s == 0 for s in self.std):
             raise ValueError(f"std must be non-zero, got {self.std}")
+        if self.resize not in RESIZE_METHODS:
+            raise ValueError(f"resize must be one of {RESIZE_METHODS}, got {self.resize!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (lists, not tuples), as stored in results and checkpoints."""
@@ -89,7 +104,8 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> Preprocessing:
-        known = {k: data[k] for k in ("input_size", "channel_order", "mean", "std", "source", "assumed") if k in data}
+        known = {k: data[k] for k in ("input_size", "channel_order", "mean", "std", "source", "assumed",
+                                                     "resize") if k in data}
         if source is not None:
             known["source"] = source
         return cls(**known)
@@ -101,6 +117,7 @@ class Preprocessing:
             "channel_order": self.channel_order,
             "mean": list(self.mean),
             "std": list(self.std),
+            "resize": self.resize,
         }
 
 
@@ -126,6 +143,28 @@ def with_overrides(
     return replace(default, **given, source=source, assumed=assumed)
 
 
+def resize_images(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Float NCHW images resized to ``size`` = (height, width) by the contract's method (bilinear, antialiased:
+    ``torch.nn.functional.interpolate(..., mode="bilinear", align_corners=False, antialias=True)``).
+
+    Computed in float32 (whatever ``x``'s floating dtype; integer input is converted) and returned in float32.
+    ``x`` itself comes back when it is already that size."""
+    size = _size(size)
+    if tuple(x.shape[-2:]) == size:
+        return x
+    return F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def resize_uint8(batch: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """``(N, H, W, 3)`` uint8 images resized to ``size`` by :func:`resize_images`, rounded back to uint8 (for code
+    that stores resized images, e.g. the synthetic protocol's crops). ``batch`` itself when already that size."""
+    size = _size(size)
+    if tuple(batch.shape[1:3]) == size:
+        return batch
+    x = resize_images(batch.permute(0, 3, 1, 2), size)
+    return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
 def to_model_input(
     batch: torch.Tensor,
     prep: Preprocessing,
@@ -136,22 +175,20 @@ def to_model_input(
 ) -> torch.Tensor:
     """``uint8`` NHWC crops in ``color_space`` -> float NCHW model input (same device as ``batch``).
 
-    Checks the crop size against ``prep.input_size`` (crops are never resized silently), swaps channels when the
-    model's order differs from ``color_space``, applies ``(x - mean) / std`` and returns a channels-last tensor.
+    Crops of another size than ``prep.input_size`` are resized to it (:func:`resize_images`, the contract's
+    ``resize`` method); channels are swapped when the model's order differs from ``color_space``; then
+    ``(x - mean) / std``. Returns a channels-last tensor unless ``channels_last`` is false.
     """
     if batch.ndim != 4 or batch.shape[-1] != 3:
         raise ValueError(f"expected a uint8 batch of shape (N, H, W, 3), got {tuple(batch.shape)}")
-    if tuple(batch.shape[1:3]) != prep.input_size:
-        raise ValueError(
-            f"crops are {tuple(batch.shape[1:3])} but the model expects {prep.input_size} (height, width); "
-            "fr_bench does not resize crops silently: align to the model's size or pass input_size"
-        )
     space = color_space.upper()
     if space not in CHANNEL_ORDERS:
         raise ValueError(f"unknown colour space {color_space!r}; expected one of {CHANNEL_ORDERS}")
     x = batch.permute(0, 3, 1, 2)
     if space != prep.channel_order:
         x = x.flip(1)
+    if tuple(x.shape[-2:]) != prep.input_size:
+        x = resize_images(x, prep.input_size)
     x = x.to(dtype)
     mean = torch.tensor(prep.mean, dtype=dtype, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(prep.std, dtype=dtype, device=x.device).view(1, 3, 1, 1)

@@ -11,7 +11,8 @@ MXNet RecordIO pack as MS1MV2/MS1MV3/Glint360K/WebFace ship them (:mod:`fr_bench
 ``"synthetic"`` (:mod:`fr_bench.train.synthetic`).
 
 :func:`make_transform` turns those uint8 images into model input through :class:`fr_bench.models.Preprocessing` and
-:func:`fr_bench.models.to_model_input`, the one definition of the input contract that evaluation applies too.
+:func:`fr_bench.models.to_model_input`, the one definition of the input contract (resize included) that evaluation
+applies too.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from fr_bench.models import Preprocessing, to_model_input
+from fr_bench.models.preprocess import resize_uint8  # noqa: F401  (re-exported: the synthetic protocol's crops)
 
 #: File name endings recognised as images in ImageFolder trees (case-insensitive).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -191,17 +192,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def resize_uint8(batch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``(N, H, W, 3)`` uint8 images resized to ``size`` = (height, width): bilinear with antialiasing
-    (``torch.nn.functional.interpolate(..., antialias=True)``), rounded back to uint8. Unchanged if already
-    that size."""
-    if tuple(batch.shape[1:3]) == tuple(size):
-        return batch
-    x = batch.permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
-    return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-
-
 class ModelInputTransform:
     """Picklable callable built by :func:`make_transform`; see there."""
 
@@ -223,7 +213,6 @@ class ModelInputTransform:
             mirror = torch.rand(batch.shape[0]) < 0.5
             if bool(mirror.any()):
                 batch = torch.where(mirror.view(-1, 1, 1, 1).to(batch.device), batch.flip(2), batch)
-        batch = resize_uint8(batch, self.preprocessing.input_size)
         out = to_model_input(batch, self.preprocessing, color_space=self.color_space, channels_last=False)
         return out[0] if single else out
 
@@ -239,9 +228,10 @@ def make_transform(
     ``(N, 3, H', W')``) model input.
 
     Steps: with ``train and flip``, a horizontal flip with probability 1/2 per image (``torch.rand``, so DataLoader
-    worker seeding governs it); a resize to ``preprocessing.input_size`` by :func:`resize_uint8` when the stored
-    size differs; then :func:`fr_bench.models.to_model_input` (channel order, ``(x - mean) / std``), the same
-    contract evaluation applies to the checkpoint's recorded preprocessing.
+    worker seeding governs it); then :func:`fr_bench.models.to_model_input`, the same code evaluation applies to
+    the checkpoint's recorded preprocessing: the resize to ``preprocessing.input_size`` when the stored size
+    differs (bilinear, antialiased: :func:`fr_bench.models.preprocess.resize_images`), channel order,
+    ``(x - mean) / std``.
     """
     prep = preprocessing if isinstance(preprocessing, Preprocessing) else Preprocessing.from_dict(preprocessing)
     return ModelInputTransform(prep, train=train, flip=flip, color_space=color_space)

@@ -5,10 +5,10 @@ need more than an embedding (GroupFace), ``create_backbone(head.model_wrapper, b
 **head.model_kwargs)``. The checkpoint records that architecture and its arguments, the input contract used in
 training (RGB, mean = std = 127.5, arcface_torch's ``(x / 255 - 0.5) / 0.5``), the recipe, head and git hash.
 
-A model trained below 112x112 is saved as the ``resize_input`` architecture around it with a 112x112 input
-contract: the aligned crops every protocol delivers are resized to the training size inside the model (bilinear,
-antialiased), because the extractor feeds crops at the contract's size and never resizes. The training size is
-recorded in ``meta["train_input_size"]`` and in the contract's ``source``.
+The network is saved bare, with its true input contract: a model trained on 64x64 images records
+``input_size = [64, 64]``, and evaluation resizes the aligned 112x112 crops every protocol delivers to that size by
+the contract's method (bilinear, antialiased: :func:`fr_bench.models.preprocess.resize_images`), the same function
+the training transform goes through. The result's ``preprocessing`` shows the size and the method.
 """
 
 from __future__ import annotations
@@ -20,9 +20,6 @@ from typing import Any
 from torch import nn
 
 from fr_bench.models import Preprocessing, create_backbone, save_checkpoint
-
-#: The crop size every protocol delivers (the ArcFace alignment template).
-EVAL_CROP_SIZE = 112
 
 
 def training_preprocessing(input_size: int, recipe_name: str) -> Preprocessing:
@@ -51,26 +48,13 @@ def build_network(config: Mapping[str, Any]) -> tuple[nn.Module, str, dict[str, 
 
 
 def for_evaluation(network: nn.Module, input_size: int) -> tuple[nn.Module, Preprocessing]:
-    """``network`` as evaluation sees it once saved: fed 112x112 crops, resized inside when trained smaller."""
-    from fr_bench.models.backbones.tinyface import resize_around
-
-    if input_size == EVAL_CROP_SIZE:
-        return network, training_preprocessing(input_size, "in training")
-    return resize_around(network, input_size), training_preprocessing(EVAL_CROP_SIZE, "in training")
+    """``network`` as evaluation sees it once saved: the bare network and its training contract."""
+    return network, training_preprocessing(input_size, "in training")
 
 
 def write_checkpoint(model: nn.Module, path: Path, *, arch: str, arch_kwargs: Mapping[str, Any], input_size: int,
                      embedding_size: int, recipe_name: str, meta: Mapping[str, Any]) -> Path:
-    """Save ``model`` (unwrapped) as an fr_bench checkpoint evaluable on 112x112 crops (see the module doc)."""
+    """Save ``model`` (unwrapped) as an fr_bench checkpoint with its training input contract (see the module doc)."""
     prep = training_preprocessing(input_size, recipe_name)
-    state = model.state_dict()
-    meta = {**dict(meta), "train_input_size": [input_size, input_size]}
-    if input_size != EVAL_CROP_SIZE:
-        state = {f"net.{k}": v for k, v in state.items()}
-        arch_kwargs = {"arch": arch, "arch_kwargs": dict(arch_kwargs), "input_size": [input_size, input_size]}
-        arch = "resize_input"
-        prep = Preprocessing(
-            input_size=(EVAL_CROP_SIZE, EVAL_CROP_SIZE), channel_order="RGB", mean=127.5, std=127.5,
-            source=f"fr_bench training recipe {recipe_name!r}: trained on {input_size}x{input_size}; "
-                   f"{EVAL_CROP_SIZE}x{EVAL_CROP_SIZE} crops are resized inside the model (bilinear, antialiased)")
-    return save_checkpoint(state, path, arch, arch_kwargs, prep, embedding_size=embedding_size, meta=meta)
+    return save_checkpoint(model.state_dict(), path, arch, arch_kwargs, prep, embedding_size=embedding_size,
+                           meta=dict(meta))

@@ -41,7 +41,6 @@ register_arch("mobilefacenet", mobilefacenet.mobilefacenet)
 register_arch("mobilefacenet_large", mobilefacenet.mobilefacenet_large)
 register_arch("groupface", groupface.groupface)  # any registered backbone + GroupFace's group-aware embedding
 register_arch("tinyface", tinyface.tinyface)
-register_arch("resize_input", tinyface.resize_input)
 # arcface_torch's own short names, so its config files' `network = "r50"` can be passed through unchanged.
 for _alias, _target in {"r18": "iresnet18", "r34": "iresnet34", "r50": "iresnet50", "r100": "iresnet100",
                         "r200": "iresnet200", "mbf": "mobilefacenet", "mbf_large": "mobilefacenet_large"}.items():

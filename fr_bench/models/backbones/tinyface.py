@@ -1,24 +1,15 @@
-"""Small, fast backbones for CPU training runs, and the input-resizing wrapper for models trained below 112x112.
+"""A small, fast backbone for CPU training runs.
 
 * ``tinyface``: four stride-2 conv-BN-PReLU stages (3x3), an adaptive average pool to 4x4 (the identity at 64x64
   input), then the arcface-style "flatten -> FC -> BN1d" embedding layer (spatial layout is kept, as in iresnet's
   output layer). About 1.1 M parameters with ``width=16`` and 512-d output, most in the FC: small enough for the
   all-recipes study on a 2-core CPU. ``norm="group"`` replaces every BatchNorm by a per-sample GroupNorm, so a
   forward pass does not depend on what else is in the batch (used to compare one process with DDP ranks exactly).
-* ``resize_input``: any registered backbone behind a bilinear (antialiased) resize of its input to ``input_size``.
-  A model trained on 64x64 images is evaluated on the aligned 112x112 crops every protocol delivers by resizing
-  them inside its own forward; the extractor feeds crops at the size the input contract states (112x112) and
-  never resizes. Resizing the normalised float input equals normalising the resized pixels (the bilinear weights
-  sum to one), so the contract's mean/std apply unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -56,31 +47,3 @@ class TinyFace(nn.Module):
 def tinyface(*, num_features: int = 512, width: int = 16, norm: str = "batch") -> TinyFace:
     """The ``tinyface`` architecture."""
     return TinyFace(num_features=num_features, width=width, norm=norm)
-
-
-class ResizeInput(nn.Module):
-    """``net(resize(x, input_size))``: a backbone trained at ``input_size`` fed crops of any size."""
-
-    def __init__(self, arch: str, input_size: int | Sequence[int], arch_kwargs: Mapping[str, Any] | None = None,
-                 *, net: nn.Module | None = None) -> None:
-        super().__init__()
-        from fr_bench.models.backbones import create_backbone
-
-        self.size = (input_size, input_size) if isinstance(input_size, int) else tuple(int(v) for v in input_size)
-        self.net = net if net is not None else create_backbone(arch, **dict(arch_kwargs or {}))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[-2:]) != self.size:
-            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=True)
-        return self.net(x)
-
-
-def resize_input(*, arch: str, input_size: int | Sequence[int], arch_kwargs: Mapping[str, Any] | None = None
-                 ) -> ResizeInput:
-    """The ``resize_input`` wrapper: backbone ``arch`` (built with ``arch_kwargs``) fed at ``input_size``."""
-    return ResizeInput(arch, input_size, arch_kwargs)
-
-
-def resize_around(net: nn.Module, input_size: int | Sequence[int]) -> ResizeInput:
-    """An existing module ``net`` behind the same resize (validation of a network while it trains)."""
-    return ResizeInput("", input_size, net=net)
