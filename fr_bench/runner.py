@@ -27,6 +27,7 @@ from fr_bench.models import load_model
 from fr_bench.models.base import FLIP_MODES, flip_mode
 from fr_bench.protocols import Protocol, ProtocolResult, load_protocol, load_spec
 from fr_bench.results import save_scores
+from fr_bench.similarity import FeatureLayout, model_conventions, score_applies, use_layout
 
 
 @dataclass
@@ -182,8 +183,13 @@ def evaluate_model(
     prep = prepare(model, protocol, root, conventions=conventions, **prepare_kwargs)
     proto, embedder, emb, flip_used, fingerprint = prep.protocol, prep.embedder, prep.embeddings, prep.flip, prep.data
     t_extract = time.perf_counter()
-    result = proto.evaluate(emb.features, emb.norms, conventions=protocol_conventions(proto, conventions, flip_used),
-                            ci=ci, n_boot=n_boot, seed=seed)
+    declared = getattr(embedder, "score", None)  # a model's own score (GroupFace) is its default convention
+    conventions, score_flag = model_conventions(conventions, declared, proto.conventions.get("score", []))
+    layout, norms = model_layout(embedder, emb, flip_used)
+    with use_layout(layout):
+        result = proto.evaluate(emb.features, norms, conventions=protocol_conventions(proto, conventions, flip_used),
+                                ci=ci, n_boot=n_boot, seed=seed)
+    result.flags.extend([score_flag] if score_flag else [])
     result.conventions["flip"] = flip_used  # the runner decided it: the record never says "sum" after "none"
     t_eval = time.perf_counter()
 
@@ -217,7 +223,8 @@ def evaluate_model(
             "format": embedder.format,
             "fingerprint": embedder.fingerprint,
             "preprocessing": dict(embedder.preprocessing),
-            "embedding_size": int(embedder.embedding_size),
+            "embedding_size": int(declared["embedding_size"] if declared else embedder.embedding_size),
+            **({"score": dict(declared)} if declared else {}),
         },
         protocol={
             "name": protocol,
@@ -247,6 +254,16 @@ def evaluate_model(
     )
     path = results.write_result(out, record) if out is not None and is_main_process() else None
     return Evaluation(protocol=proto, embeddings=emb, result=result, record=record, path=path)
+
+
+def model_layout(embedder: Any, emb: Any, flip: str) -> tuple[FeatureLayout | None, np.ndarray]:
+    """The feature layout of a model that declares its own score (else None) under ``flip``, and the feature norms
+    the protocol gets: those of the embedding columns only (the whole rows for every other model)."""
+    declared = getattr(embedder, "score", None)
+    if not declared:
+        return None, emb.norms
+    layout = FeatureLayout.from_declaration(declared, flip)
+    return layout, np.linalg.norm(layout.split(emb.features)[0], axis=1).astype(np.float32)
 
 
 def _requested(embedder: Any) -> dict[str, str]:
@@ -298,18 +315,29 @@ def conventions_rows(proto: Protocol, embeddings: np.ndarray, norms: np.ndarray 
     the cache) under each flip convention; without it the flip group is left out (the features cannot be changed).
     """
     used = prepared.flip if prepared is not None else None
+    declared = getattr(prepared.embedder, "score", None) if prepared is not None else None
+    layout = FeatureLayout.from_declaration(declared, used) if declared else None
+    if layout is not None:  # a model with its own score: norms of the embedding columns, its score the default
+        norms = np.linalg.norm(layout.split(embeddings)[0], axis=1)
+    own, _ = model_conventions({}, declared, proto.conventions.get("score", []))
     rows: list[dict[str, Any]] = []
-    base_flags = set(proto.evaluate(embeddings, norms, conventions=protocol_conventions(proto, {}, used)).flags)
-    for group, names in proto.conventions.items():
-        if group == "flip":
-            continue
-        for conv in names:
-            res = proto.evaluate(embeddings, norms, conventions=protocol_conventions(proto, {group: conv}, used))
-            rows += _rows_of(res, group, conv, conv == names[0], base_flags)
+    with use_layout(layout):
+        base_flags = set(proto.evaluate(embeddings, norms, conventions=protocol_conventions(proto, own, used)).flags)
+        for group, names in proto.conventions.items():
+            if group == "flip":
+                continue
+            for conv in names:
+                if group == "score" and not score_applies(conv):
+                    continue  # another model's own score (group-aware) cannot read these rows
+                res = proto.evaluate(embeddings, norms,
+                                     conventions=protocol_conventions(proto, {**own, group: conv}, used))
+                rows += _rows_of(res, group, conv, conv == own.get(group, names[0]), base_flags)
     if prepared is not None:
         default = protocol_flip_default(proto)
         for mode in [default, *(m for m in FLIP_MODES if m != default)]:
             emb = prepared.embeddings_for(mode)
-            res = proto.evaluate(emb.features, emb.norms, conventions=protocol_conventions(proto, {}, mode))
+            mode_layout, mode_norms = model_layout(prepared.embedder, emb, mode)
+            with use_layout(mode_layout):
+                res = proto.evaluate(emb.features, mode_norms, conventions=protocol_conventions(proto, own, mode))
             rows += _rows_of(res, "flip", mode, mode == default, base_flags)
     return rows

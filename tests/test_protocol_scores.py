@@ -77,7 +77,7 @@ def test_a_registered_score_matrix_defaults_to_its_rows(neg_l2):
 def test_pair_protocol_scores_with_the_chosen_score(pack, neg_l2):
     root, labels = pack
     p = load_protocol("lfw", root, expected_pairs=None)
-    assert p.conventions["score"] == ["cosine", "neg-l2"]
+    assert p.conventions["score"] == ["cosine", "group-aware", "neg-l2"]  # group-aware: a model's own score
     emb = _pack_embeddings(labels)
     r = _quiet(p.evaluate, emb, conventions={"score": "neg-l2"})
     assert r.conventions["score"] == "neg-l2" and r.details["score"].startswith("neg-l2 (minus the Euclidean")

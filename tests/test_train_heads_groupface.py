@@ -137,10 +137,14 @@ def test_groupface_checkpoint_round_trip_through_load_model(tmp_path):
                             "std": [127.5] * 3}, embedding_size=D)
     embedder = load_model(str(path))
     images = np.random.default_rng(0).integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)
-    got = np.asarray(embedder(images))
+    rows = np.asarray(embedder(images))  # evaluation rows: [final embedding | GDN intermediate feature]
+    assert embedder.score["name"] == "group-aware" and rows.shape[1] == D + embedder.score["extra_size"]
+    got = rows[:, :D]
     x = (torch.from_numpy(images).permute(0, 3, 1, 2).float() - 127.5) / 127.5
     with torch.no_grad():
         expected = model(x).numpy()
+        inter = model.forward_train(x)["intermediate"].numpy()
+    assert np.abs(rows[:, D:] - inter).max() / np.abs(inter).max() < 1e-5
     scale = np.linalg.norm(expected, axis=1, keepdims=True)  # float32 rounding is relative to the row's norm
     assert np.abs(got - expected).max() / scale.min() < 1e-5
     assert math.isclose(float(np.linalg.norm(got[0])), float(scale[0, 0]), rel_tol=1e-5)

@@ -45,6 +45,7 @@ from torch import nn
 from fr_bench._paths import reference_models_dir
 from fr_bench.models import checkpoint as ckpt
 from fr_bench.models.backbones import create_backbone, iresnet, list_archs
+from fr_bench.models.backbones.groupface import enable_score_rows
 from fr_bench.models.base import Embedder, ModelLoadError, file_sha256, state_sha256
 from fr_bench.models.onnx_model import OnnxEmbedder
 from fr_bench.models.preprocess import Preprocessing, with_overrides
@@ -221,9 +222,12 @@ def _from_file(path: Path, arch: str | None, device: str, overrides: dict[str, A
         _check_options(kwargs, _arch_keywords(obj["arch"]), str(path), f"{obj['arch']} constructor")
         model, notes = _build_from_state(obj["state_dict"], obj["arch"], {**obj["arch_kwargs"], **kwargs}, str(path))
         prep = with_overrides(Preprocessing.from_dict(obj["preprocessing"], source="checkpoint"), **overrides)
-        return TorchEmbedder(model, name=name or path.stem, format="fr_bench-checkpoint",
-                             content_sha256=file_sha256(path), prep=prep, device=device,
-                             embedding_size=embedding_size or obj.get("embedding_size"), notes=notes)
+        score = enable_score_rows(model)  # a model that brings its own score (GroupFace): rows for that score
+        embedder = TorchEmbedder(model, name=name or path.stem, format="fr_bench-checkpoint",
+                                 content_sha256=file_sha256(path), prep=prep, device=device, notes=notes,
+                                 embedding_size=None if score else embedding_size or obj.get("embedding_size"))
+        embedder.score = score
+        return embedder
     if not isinstance(obj, Mapping):
         raise ModelLoadError(f"{path}: holds a {type(obj).__name__}, expected a state dict (name -> tensor)")
     if not all(isinstance(v, torch.Tensor) for v in obj.values()):

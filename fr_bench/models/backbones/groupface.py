@@ -16,10 +16,18 @@ Architecture ``"groupface"`` (rebuildable at evaluation without ``fr_bench.train
 ``groupface`` head takes (:data:`TRAIN_OUTPUT_KEYS`); ``embed_with_intermediate(x)`` returns (v-bar_x, v^_x) for
 :func:`group_aware_similarity`.
 
+Evaluation (``frbench evaluate``): the loader calls :func:`enable_score_rows`, after which ``forward(x)`` returns the
+score rows ``[v-bar_x (num_features) | v^_x (intermediate_dim)]`` and the embedder declares the score
+(:meth:`GroupFace.score_declaration`: ``{"name": "group-aware", "embedding_size", "extra_size", "beta", "gamma",
+"distance"}``). The runner makes ``group-aware`` the default score of such a model; ``-c score=cosine`` compares
+the final embeddings only (:mod:`fr_bench.similarity`). Training and ``forward`` outside evaluation are unchanged.
+
 Group-aware similarity (the paper's Sec. 3.1): S*(x_i, x_j) = S(v-bar_i, v-bar_j) - beta D(v^_i, v^_j)^gamma, S the
 cosine similarity, D a distance between the GDN intermediate features, beta = 0.1, gamma = 1/3. The paper
 SUBTRACTS the distance term (the similarity is "penalized by a distance between intermediate features"); it does
-not name D, so it is a parameter here: Euclidean by default, or ``"cosine"`` (1 - cosine).
+not name D, so it is a parameter here: Euclidean by default, or ``"cosine"`` (1 - cosine). (The sign and the
+constants are the first reader's reading of the paper; a later look-up found only the abstract, so they are not
+re-verified. ``beta``, ``gamma`` and ``distance`` are constructor arguments, recorded in the checkpoint.)
 """
 
 from __future__ import annotations
@@ -39,12 +47,15 @@ class GroupFace(nn.Module):
 
     def __init__(self, *, backbone: str = "iresnet18", backbone_kwargs: dict[str, Any] | None = None,
                  num_features: int = 512, shared_dim: int = 512, num_groups: int = 32,
-                 intermediate_dim: int = 256, hard: bool = False) -> None:
+                 intermediate_dim: int = 256, hard: bool = False, beta: float = 0.1, gamma: float = 1.0 / 3.0,
+                 distance: str = "euclidean") -> None:
         super().__init__()
         from fr_bench.models.backbones import create_backbone  # late: this module is imported by that registry
 
         if backbone == "groupface":
             raise ValueError("GroupFace cannot wrap itself: choose a plain backbone (e.g. 'iresnet18')")
+        if distance not in DISTANCES:
+            raise ValueError(f"unknown distance {distance!r}; choose one of {', '.join(DISTANCES)}")
         if num_groups < 1:
             raise ValueError(f"num_groups must be >= 1, got {num_groups}")
         kwargs = dict(backbone_kwargs or {})
@@ -52,6 +63,9 @@ class GroupFace(nn.Module):
         self.backbone = create_backbone(backbone, **kwargs)
         shared = int(kwargs["num_features"])
         self.num_features, self.num_groups, self.hard = num_features, num_groups, bool(hard)
+        self.intermediate_dim = int(intermediate_dim)
+        self.score_params = {"beta": float(beta), "gamma": float(gamma), "distance": str(distance)}
+        self.score_rows = False  # evaluation output: [final | intermediate] rows (see enable_score_rows)
         self.instance_fc = nn.Sequential(nn.Linear(shared, num_features), nn.BatchNorm1d(num_features))
         self.group_fc = nn.Sequential(nn.Linear(shared, num_groups * num_features),
                                       nn.BatchNorm1d(num_groups * num_features))
@@ -83,12 +97,34 @@ class GroupFace(nn.Module):
         the :meth:`forward_train` dict (call ``ddp_model(x, train_outputs=True)`` under DistributedDataParallel,
         whose gradient hooks run only through ``forward``)."""
         out = self.forward_train(x)
-        return out if train_outputs else out["embedding"]
+        if train_outputs:
+            return out
+        if self.score_rows:
+            return torch.cat([out["embedding"], out["intermediate"]], dim=1)
+        return out["embedding"]
+
+    def score_declaration(self) -> dict[str, Any]:
+        """The score this model brings (:class:`fr_bench.similarity.FeatureLayout` reads it): group-aware, on rows
+        ``[final (embedding_size) | intermediate (extra_size)]``, with its constants."""
+        return {"name": "group-aware", "embedding_size": self.num_features, "extra_size": self.intermediate_dim,
+                **self.score_params}
 
     def embed_with_intermediate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(final representation, GDN intermediate feature): the inputs of :func:`group_aware_similarity`."""
         out = self.forward_train(x)
         return out["embedding"], out["intermediate"]
+
+
+def enable_score_rows(model: nn.Module) -> dict[str, Any] | None:
+    """Switch the GroupFace inside ``model`` (itself, or wrapped, e.g. by ``resize_input``) to its evaluation rows
+    and return its score declaration; None (and nothing changed) when ``model`` holds no GroupFace."""
+    found = [m for m in model.modules() if isinstance(m, GroupFace)]
+    if len(found) != 1:
+        if len(found) > 1:
+            raise ValueError(f"{len(found)} GroupFace modules in one model: which one's score applies is ambiguous")
+        return None
+    found[0].score_rows = True
+    return found[0].score_declaration()
 
 
 def groupface(**kwargs) -> GroupFace:
