@@ -19,12 +19,13 @@ _VAL_METRICS = ("accuracy", "eer", "tar@far=1e-3", "auc")
 
 def evaluate(model: Any, protocol: str, root: str | Path | None = None, *, out: str | Path | None = None,
              name: str | None = None, device: str | None = None, options: Mapping[str, Any] | None = None,
-             model_options: Mapping[str, Any] | None = None) -> Any:
+             model_options: Mapping[str, Any] | None = None, conventions: Mapping[str, str] | None = None) -> Any:
     """``frbench evaluate``'s path for a checkpoint (or an in-memory module): the runner's Evaluation record."""
     from fr_bench.runner import evaluate_model
 
     return evaluate_model(model, protocol, root, out=out, name=name, device=device, use_cache=False, progress=False,
-                          protocol_options=dict(options or {}), model_options=dict(model_options or {}))
+                          protocol_options=dict(options or {}), model_options=dict(model_options or {}),
+                          conventions=conventions)
 
 
 class ProtocolValidation:
@@ -119,10 +120,11 @@ def _scored(ev: Any) -> Any:
 def study_evaluator(test_root: Path, results: Path, device: str | None) -> Any:
     """The study's ``evaluate(checkpoint, which, name)``: ``folder`` on the synthetic test split, or ``demo``."""
 
-    def run(checkpoint: Path, which: str, name: str) -> Any:
-        if which == "synthetic":
-            return _scored(evaluate(checkpoint, "folder", test_root, out=results, name=name, device=device,
-                                    options={"pairs": str(test_root / "pairs.txt")}))
+    def run(checkpoint: Path, which: str, name: str, conventions: Mapping[str, str] | None = None) -> Any:
+        if which == "synthetic":  # -c score=... (conventions) only here: the study's GroupFace claim
+            return _scored(evaluate(checkpoint, "folder", test_root, out=None if conventions else results, name=name,
+                                    device=device, options={"pairs": str(test_root / "pairs.txt")},
+                                    conventions=conventions))
         if which == "demo":
             return _scored(evaluate(checkpoint, "demo", out=results, name=name, device=device))
         raise ValueError(f"unknown study evaluation {which!r}")

@@ -8,7 +8,7 @@ import torch
 from sklearn.metrics.pairwise import cosine_similarity
 
 from fr_bench.train import claims
-from fr_bench.train.study import ScoredRun, StudyConfig, claim_columns, leaderboard_markdown, run_study
+from fr_bench.train.study import StudyConfig, claim_columns, leaderboard_markdown, run_study
 
 
 @pytest.fixture(autouse=True)
@@ -90,26 +90,6 @@ def test_claim_columns_compare_what_each_paper_compares():
     assert "frbench study --backbone tinyface" in table
 
 
-def _stub_evaluator(test_root):
-    """Scores a checkpoint on the synthetic test split without protocols: load_model + the pair list."""
-    from fr_bench.models import load_model
-    from fr_bench.train.data import decode_image
-
-    keys = [ln.split(",")[0] for ln in (test_root / "quality.csv").read_text().splitlines()[1:]]
-    index = {k: i for i, k in enumerate(keys)}
-    lines = [ln.split() for ln in (test_root / "pairs.txt").read_text().splitlines() if not ln.startswith("#")]
-    pairs = np.array([[index[a], index[b]] for a, b, _ in lines])
-    labels = np.array([lab == "1" for _, _, lab in lines])
-    images = np.stack([decode_image(test_root / k, k) for k in keys])
-
-    def run(checkpoint, which, name):
-        feats = load_model(checkpoint)(images).numpy()
-        return ScoredRun(metrics={"accuracy": 0.5}, features=feats, norms=np.linalg.norm(feats, axis=1), keys=keys,
-                         pairs=pairs, labels=labels)
-
-    return run
-
-
 def test_small_study_end_to_end(tmp_path):
     from fr_bench.train.synthetic import write_test_protocol
 
@@ -119,14 +99,17 @@ def test_small_study_end_to_end(tmp_path):
                       test_data={"num_classes": 4, "images_per_class": 3, "image_size": 32}, heldout_per_class=2,
                       extra_overrides={"model.backbone_kwargs": {"width": 4}})
     test_root = write_test_protocol(tmp_path / "test", seed=0, **cfg.test_data)
-    rows = run_study(cfg, tmp_path / "study", _stub_evaluator(test_root), test_root=test_root, progress=False,
-                     echo=lambda s: None)
+    from fr_bench.cli_train import study_evaluator  # the real evaluation path (GroupFace's claim goes through it)
+
+    rows = run_study(cfg, tmp_path / "study", study_evaluator(test_root, tmp_path / "results", "cpu"),
+                     test_root=test_root, progress=False, echo=lambda s: None)
     assert [r["recipe"] for r in rows] == ["softmax", "ir_cosface", "groupface"]
     for r in rows:
         assert 0.0 <= r["overlap"] <= 1.0 and -1.0 <= r["norm_quality_rho"] <= 1.0
         tail_correct, tail_n = r["tail_counts"]
         assert tail_n > 0 and r["tail_accuracy"] == tail_correct / tail_n
-    assert {"ga_eer", "cos_eer"} <= set(rows[2])
+    assert {"ga_eer", "cos_eer"} <= set(rows[2]) and "ga_eer" not in rows[0]
+    assert rows[2]["ga_eer"] == rows[2]["synthetic_eer"]  # the leaderboard row is the model's own score
     table = (tmp_path / "study" / "leaderboard.md").read_text()
     assert "IR: tail acc vs softmax" in table and "% vs " in table
     assert (tmp_path / "study" / "study.json").is_file()

@@ -10,9 +10,12 @@ claim whatever it shows (:mod:`fr_bench.train.claims`):
 * MagFace: Spearman correlation between feature norm and the generator's recorded image quality;
 * IR-Softmax: nearest-class-weight accuracy on held-out images of the tail half of the training classes, against
   plain softmax (held-out images: the training identities rendered with another nuisance stream);
-* GroupFace: EER of the group-aware similarity against plain cosine on the same test pairs, computed here from the
-  network's final and intermediate features with
-  :func:`fr_bench.models.backbones.groupface.group_aware_similarity` (not through ``frbench evaluate``).
+* GroupFace: EER of the group-aware similarity against plain cosine on the same test pairs, both through the
+  ``evaluate`` callable as ``frbench evaluate`` scores the checkpoint: its default (the model's own score,
+  ``group-aware``) and ``-c score=cosine`` (the final embeddings only). Its leaderboard row is the default.
+
+A model that brings its own score has feature rows wider than its embedding (GroupFace: ``[final | intermediate]``);
+the other claims read its embedding columns (:class:`fr_bench.similarity.FeatureLayout`, from the stored record).
 
 It writes ``OUT/leaderboard.md``, ``OUT/study.json``, ``OUT/plots/score_distributions.png`` and each run's folder.
 """
@@ -81,7 +84,8 @@ class ScoredRun:
     record: Any = None            # the stored result (fr_bench.results.StoredResult), for plots
 
 
-Evaluate = Callable[[Path, str, str], ScoredRun]
+#: ``evaluate(checkpoint, which, name[, conventions])``: "synthetic" or "demo"; conventions e.g. {"score": "cosine"}
+Evaluate = Callable[..., ScoredRun]
 
 
 def _heldout(train_options: Mapping[str, Any], seed: int, per_class: int) -> Any:
@@ -98,8 +102,7 @@ def _heldout(train_options: Mapping[str, Any], seed: int, per_class: int) -> Any
 
 
 @torch.no_grad()
-def _embed(network: torch.nn.Module, images: np.ndarray, size: int, device: torch.device, *,
-           intermediate: bool = False) -> Any:
+def _embed(network: torch.nn.Module, images: np.ndarray, size: int, device: torch.device) -> torch.Tensor:
     from fr_bench.train.data import make_transform
     from fr_bench.train.export import training_preprocessing
 
@@ -108,9 +111,7 @@ def _embed(network: torch.nn.Module, images: np.ndarray, size: int, device: torc
     outs = []
     for start in range(0, len(images), 256):
         x = transform(torch.from_numpy(np.ascontiguousarray(images[start:start + 256]))).to(device)
-        outs.append(network.embed_with_intermediate(x) if intermediate else network(x))
-    if intermediate:
-        return torch.cat([o[0] for o in outs]).float().cpu(), torch.cat([o[1] for o in outs]).float().cpu()
+        outs.append(network(x))
     return torch.cat(outs).float().cpu()
 
 
@@ -126,18 +127,28 @@ def _restore(run_dir: Path, recipe: Any, num_classes: int) -> tuple[torch.nn.Mod
     return network.eval(), head.eval()
 
 
-def _group_aware(network: torch.nn.Module, run: ScoredRun, test_root: Path, size: int, device: torch.device
-                 ) -> dict[str, float]:
-    from fr_bench.models.backbones.groupface import group_aware_similarity
-    from fr_bench.train.data import decode_image
+def _embedding_view(run: ScoredRun) -> ScoredRun:
+    """``run`` with the features and norms of the embedding columns only, for a model that brings its own score
+    (the rows of every other model are its embeddings)."""
+    from dataclasses import replace
 
-    images = np.stack([decode_image(test_root / k, str(test_root / k)) for k in run.keys])
-    final, inter = _embed(network, images, size, device, intermediate=True)
-    a, b = run.pairs[:, 0], run.pairs[:, 1]
-    ga = group_aware_similarity(final[a], final[b], inter[a], inter[b]).double().numpy()
-    cos = claims.pair_cosines(final.numpy(), run.pairs)
-    g, c = claims.verification_summary(ga, run.labels), claims.verification_summary(cos, run.labels)
-    return {"ga_eer": g["eer"], "ga_accuracy": g["accuracy"], "cos_eer": c["eer"], "cos_accuracy": c["accuracy"]}
+    from fr_bench.similarity import FeatureLayout
+
+    declared = (run.record.model if run.record is not None else {}).get("score")
+    if not declared:
+        return run
+    feats = FeatureLayout.from_declaration(declared, run.record.extraction["flip"]).split(run.features)[0]
+    return replace(run, features=feats, norms=np.linalg.norm(feats, axis=1))
+
+
+def _group_aware(run: ScoredRun, checkpoint: Path, name: str, evaluate: Evaluate) -> dict[str, float]:
+    """GroupFace's claim through the evaluation path: its default score (group-aware) against ``score=cosine``."""
+    used = run.record.result.conventions.get("score")
+    if used != "group-aware":
+        raise ValueError(f"{checkpoint}: evaluated with score {used!r}, expected the model's own 'group-aware'")
+    cos = evaluate(checkpoint, "synthetic", name, {"score": "cosine"}).metrics
+    return {"ga_eer": run.metrics["eer"], "ga_accuracy": run.metrics.get("accuracy"), "cos_eer": cos["eer"],
+            "cos_accuracy": cos.get("accuracy")}
 
 
 def _quality(test_root: Path, keys: Sequence[str]) -> np.ndarray:
@@ -165,7 +176,7 @@ def _train_one(name: str, cfg: StudyConfig, dataset: Any, run_dir: Path, progres
 
 def _measure(name: str, recipe: Any, run_dir: Path, train_s: float, cfg: StudyConfig, dataset: Any,
              heldout: tuple[np.ndarray, np.ndarray], test_root: Path, evaluate: Evaluate) -> tuple[dict, ScoredRun]:
-    synth = evaluate(run_dir / CHECKPOINT, "synthetic", name)
+    synth = _embedding_view(evaluate(run_dir / CHECKPOINT, "synthetic", name))
     demo = evaluate(run_dir / CHECKPOINT, "demo", name)
     log = list(csv_rows(run_dir / "log.csv"))
     network, head = _restore(run_dir, recipe, dataset.num_classes)
@@ -183,8 +194,8 @@ def _measure(name: str, recipe: Any, run_dir: Path, train_s: float, cfg: StudyCo
            "norm_quality_rho": claims.norm_quality_correlation(synth.norms, _quality(test_root, synth.keys)),
            "tail_accuracy": tail["tail_accuracy"], "head_accuracy": tail["head_accuracy"],
            "tail_counts": [tail["tail_correct"], tail["tail_n"]]}
-    if hasattr(network, "embed_with_intermediate"):
-        row.update(_group_aware(network, synth, test_root, cfg.input_size, device))
+    if synth.record is not None and synth.record.model.get("score"):
+        row.update(_group_aware(synth, run_dir / CHECKPOINT, name, evaluate))
     return row, synth
 
 
