@@ -55,6 +55,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from fr_bench.train.heads.distributed import batch_sizes, gather_rows
+
 __all__ = ["PartialFC", "exclude_from_ddp", "shard_range"]
 
 
@@ -74,34 +76,6 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
     """A 63-bit generator seed mixed from (seed, step, rank) by numpy's SeedSequence (no collisions by addition)."""
     state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(step), int(rank)]).generate_state(2, dtype=np.uint32)
     return (int(state[0]) << 31) ^ int(state[1])
-
-
-def _gather_rows(tensor: torch.Tensor, sizes: list[int], group: Any) -> torch.Tensor:
-    """All-gather the rows of ``tensor`` from every rank (``sizes[r]`` rows on rank r), with autograd.
-
-    Rows are padded to the largest size for the collective and the padding is dropped afterwards. The gradient of
-    the result reaching this rank's rows is the sum over ranks (torch's functional all-gather backward).
-    """
-    from torch.distributed import _functional_collectives as funcol
-
-    longest = max(sizes)
-    padded = F.pad(tensor, (0, 0, 0, longest - tensor.shape[0])) if tensor.shape[0] < longest else tensor
-    gathered = funcol.all_gather_single(padded.contiguous(), 0, group)
-    if isinstance(gathered, funcol.AsyncCollectiveTensor):
-        gathered = gathered.wait()
-    if all(size == longest for size in sizes):
-        return gathered
-    return torch.cat([gathered[r * longest : r * longest + size] for r, size in enumerate(sizes)])
-
-
-def _gather_plain(tensor: torch.Tensor, sizes: list[int], group: Any) -> torch.Tensor:
-    """All-gather without autograd (labels), padded to the longest rank like :func:`_gather_rows`."""
-    longest = max(sizes)
-    padded = torch.zeros((longest, *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
-    padded[: tensor.shape[0]] = tensor
-    parts = [torch.empty_like(padded) for _ in sizes]
-    dist.all_gather(parts, padded, group=group)
-    return torch.cat([part[:size] for part, size in zip(parts, sizes)])
 
 
 def _all_reduce(tensor: torch.Tensor, op: Any, group: Any) -> None:
@@ -245,9 +219,9 @@ class PartialFC(nn.Module):
             if self.backbone_grads_averaged and embeddings.requires_grad:
                 local_embeddings = embeddings.view_as(embeddings)
                 local_embeddings.register_hook(lambda grad: grad * self.world_size)
-            sizes = self._batch_sizes(embeddings.shape[0], embeddings.device)
-            embeddings = _gather_rows(local_embeddings, sizes, self.group)
-            labels = _gather_plain(labels, sizes, self.group)
+            sizes = batch_sizes(embeddings.shape[0], embeddings.device, self.group)
+            embeddings = gather_rows(local_embeddings, sizes, self.group)
+            labels = gather_rows(labels, sizes, self.group, differentiable=False)
         local = labels - self.class_start
         local = torch.where((local >= 0) & (local < self.num_local), local, torch.full_like(local, -1))
         index = self._sample(torch.unique(local[local >= 0]), self._step)
@@ -262,11 +236,6 @@ class PartialFC(nn.Module):
         if self.training:
             self._step += 1
         return loss
-
-    def _batch_sizes(self, rows: int, device: torch.device) -> list[int]:
-        counts = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(self.world_size)]
-        dist.all_gather(counts, torch.tensor([rows], dtype=torch.long, device=device), group=self.group)
-        return [int(count.item()) for count in counts]
 
     def _shared_negatives(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """UNPG's scaled negative-pair cosines of the global batch, on rank 0 only (empty elsewhere / other heads)."""
