@@ -75,17 +75,30 @@ class TinyNet(nn.Module):
         return self.fc(torch.flatten(self.conv(x), 1))
 
 
-class NaNAfter(TinyNet):
-    """Finite outputs for the first ``k`` forward calls, then NaN."""
+class ChangesFrom(TinyNet):
+    """TinyNet whose output ``change`` alters from the ``start``-th forward call on (the load-time probe is call 1)."""
 
-    def __init__(self, k: int) -> None:
+    def __init__(self, start: int) -> None:
         super().__init__()
-        self.calls, self.k = 0, k
+        self.calls, self.start = 0, start
+
+    def change(self, out: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls += 1
         out = super().forward(x)
-        return out * float("nan") if self.calls > self.k else out
+        return self.change(out) if self.calls >= self.start else out
+
+
+class NaNAfter(ChangesFrom):
+    """Finite outputs for the first ``k`` forward calls, then NaN."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__(start=k + 1)
+
+    def change(self, out: torch.Tensor) -> torch.Tensor:
+        return out * float("nan")
 
 
 def random_crops(n: int, seed: int = 0) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 
 import pytest
@@ -33,48 +34,25 @@ def test_several_unknown_options_are_named_together():
         load_protocol("demo", None, a=1, b=2)
 
 
-def _pair_list(tmp_path):
-    from fr_bench.protocols.folder import read_pair_list
-
-    path = tmp_path / "pairs.txt"
-    path.write_bytes(b"a/1.jpg a/2.jpg 1\nb/1.jpg b/2.jpg 1\nc/1.jpg d\xe9/1.jpg 0\n")
-    return path, lambda: read_pair_list(path)
-
-
-def _lfw_pairs(tmp_path):
-    from fr_bench.protocols.lfw import read_pairs_txt
-
-    path = tmp_path / "pairs.txt"
-    path.write_bytes(b"1\t1\nAnn\t1\t2\nJos\xe9\t1\tBob\t1\n")
-    return path, lambda: read_pairs_txt(path)
+# (reader "module:function", file name, content whose line 3 is not UTF-8, extra arguments after the path)
+_LISTS = [
+    ("fr_bench.protocols.folder:read_pair_list", "pairs.txt",
+     b"a/1.jpg a/2.jpg 1\nb/1.jpg b/2.jpg 1\nc/1.jpg d\xe9/1.jpg 0\n", ()),
+    ("fr_bench.protocols.lfw:read_pairs_txt", "pairs.txt", b"1\t1\nAnn\t1\t2\nJos\xe9\t1\tBob\t1\n", ()),
+    ("fr_bench.protocols.demo:read_split", "identification.txt",
+     b"gallery A/1.jpg\nprobe A/2.jpg\nprobe Ren\xe9/1.jpg\n", ()),
+    ("fr_bench.protocols.columns:read_columns", "ijbc_face_tid_mid.txt", b"1.jpg 1 1\n2.jpg 1 2\n3\xff.jpg 2 3\n",
+     ((str, int, int),)),
+    ("fr_bench.protocols.ijb_meta:read_1n_csv", "ijbc_1N_probe_mixed.csv",
+     b"TEMPLATE_ID,SUBJECT_ID,FILENAME\n1,1,img/1.jpg\n2,2,img/\xff.jpg\n", ()),
+]
 
 
-def _demo_split(tmp_path):
-    from fr_bench.protocols.demo import read_split
-
-    path = tmp_path / "identification.txt"
-    path.write_bytes(b"gallery A/1.jpg\nprobe A/2.jpg\nprobe Ren\xe9/1.jpg\n")
-    return path, lambda: read_split(path)
-
-
-def _ijb_table(tmp_path):
-    from fr_bench.protocols.columns import read_columns
-
-    path = tmp_path / "ijbc_face_tid_mid.txt"
-    path.write_bytes(b"1.jpg 1 1\n2.jpg 1 2\n3\xff.jpg 2 3\n")
-    return path, lambda: read_columns(path, (str, int, int))
-
-
-def _ijb_csv(tmp_path):
-    from fr_bench.protocols.ijb_meta import read_1n_csv
-
-    path = tmp_path / "ijbc_1N_probe_mixed.csv"
-    path.write_bytes(b"TEMPLATE_ID,SUBJECT_ID,FILENAME\n1,1,img/1.jpg\n2,2,img/\xff.jpg\n")
-    return path, lambda: read_1n_csv(path)
-
-
-@pytest.mark.parametrize("make", [_pair_list, _lfw_pairs, _demo_split, _ijb_table, _ijb_csv])
-def test_a_list_that_is_not_utf8_names_file_and_line(tmp_path, make):
-    path, read = make(tmp_path)
+@pytest.mark.parametrize("reader, name, content, args", _LISTS, ids=[r[0].split(":")[1] for r in _LISTS])
+def test_a_list_that_is_not_utf8_names_file_and_line(tmp_path, reader, name, content, args):
+    module, function = reader.split(":")
+    read = getattr(importlib.import_module(module), function)
+    path = tmp_path / name
+    path.write_bytes(content)
     with pytest.raises(ProtocolError, match=rf"^{path}:3: .*not UTF-8 text \(byte 0x"):
-        read()
+        read(path, *args)

@@ -6,23 +6,16 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
 from fr_bench.cli import main
+from train_fixtures import TINY, one_thread  # noqa: F401  (one_thread: a fixture)
 
-TINY = ["model.backbone=tinyface", "model.input_size=32", "model.embedding_size=16", "model.backbone_kwargs={width=4}",
-        "optim.batch_size=8", "run.log_every=1", "data.num_workers=0"]
 SYNTH = "data.options={num_classes = 4, images_per_class = 4, image_size = 32}"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _run(*args):
@@ -41,7 +34,7 @@ def _tree(root, classes=2, per_class=4, size=32):
 def test_train_then_evaluate_the_checkpoint_with_no_extra_flag(tmp_path):
     # trained at 64x64: evaluated on the demo's 112x112 crops resized to 64x64, as its contract records
     out = tmp_path / "run"
-    at64 = [*TINY[:1], "model.input_size=64", *TINY[2:], SYNTH.replace("image_size = 32", "image_size = 64")]
+    at64 = [*TINY, "model.input_size=64", SYNTH.replace("image_size = 32", "image_size = 64")]  # the last wins
     res = _run("train", "arcface", "--data", "synthetic", "--out", out, "--max-steps", 2, "-q", *at64)
     assert res.exit_code == 0, res.output
     assert "trained arcface: 2 steps" in res.output

@@ -26,16 +26,6 @@ def _data():
     return x, w, y
 
 
-def _torch_loss_and_grads(head, x, w, y):
-    head = head.double()
-    with torch.no_grad():
-        head.weight.copy_(torch.from_numpy(w))
-    xt = torch.from_numpy(x.copy()).requires_grad_()
-    loss = head(xt, torch.from_numpy(y))
-    loss.backward()
-    return loss.item(), xt.grad.numpy(), head.weight.grad.numpy(), head.logits(xt, torch.from_numpy(y)).detach().numpy()
-
-
 def _check_head(name, params, target_fn, s):
     x, w, y = _data()
 
@@ -43,7 +33,7 @@ def _check_head(name, params, target_fn, s):
         cos = ref.cosines(xx, ww)
         return ref.cross_entropy(s * ref.with_target(cos, y, lambda i, c: target_fn(c)), y)
 
-    loss, gx, gw, logits = _torch_loss_and_grads(build_head(name, embedding_size=4, num_classes=5, **params), x, w, y)
+    loss, gx, gw, logits = ref.head_loss_and_grads(build_head(name, embedding_size=4, num_classes=5, **params), x, w, y)
     cos = ref.cosines(x, w)
     np.testing.assert_allclose(logits, s * ref.with_target(cos, y, lambda i, c: target_fn(c)), rtol=1e-12, atol=1e-9)
     assert loss == pytest.approx(loss_np(x, w), rel=1e-12)

@@ -167,24 +167,22 @@ def test_bad_magic_names_file_and_key(pack):
         RecordIODataset(rec)
 
 
-def test_index_offset_inside_a_record_is_a_bad_magic(pack):
+def _offset_inside_a_record(line: str) -> str:
+    key, off = line.split("\t")
+    return f"{key}\t{int(off) + 8}"
+
+
+@pytest.mark.parametrize("row, edit, error", [
+    (4, _offset_inside_a_record, r"record key 4\): bad magic"),  # an offset inside a record
+    (2, lambda line: "2 x", r"train\.idx:3: expected"),        # a syntax error names the line
+], ids=["offset-inside-a-record", "syntax-error"])
+def test_a_bad_index_line_is_named(pack, row, edit, error):
     folder, _ = pack
     idx = folder / "train.idx"
     lines = idx.read_text().splitlines()
-    key, off = lines[4].split("\t")
-    lines[4] = f"{key}\t{int(off) + 8}"
+    lines[row] = edit(lines[row])
     idx.write_text("\n".join(lines) + "\n")
-    with pytest.raises(RecordIOError, match=r"record key 4\): bad magic"):
-        RecordIODataset(folder / "train.rec")
-
-
-def test_index_syntax_errors_name_the_line(pack):
-    folder, _ = pack
-    idx = folder / "train.idx"
-    lines = idx.read_text().splitlines()
-    lines[2] = "2 x"
-    idx.write_text("\n".join(lines) + "\n")
-    with pytest.raises(RecordIOError, match=r"train\.idx:3: expected"):
+    with pytest.raises(RecordIOError, match=error):
         RecordIODataset(folder / "train.rec")
 
 

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from sklearn.metrics.pairwise import cosine_similarity
 
 from fr_bench.train import claims
 from fr_bench.train.study import StudyConfig, claim_columns, leaderboard_markdown, run_study
+from train_fixtures import one_thread  # noqa: F401  (a fixture)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_pair_cosines_match_sklearn():

@@ -14,23 +14,17 @@ from fr_bench.models import load_model
 from fr_bench.train.recipe import load_recipe
 from fr_bench.train.runtime import read_log
 from fr_bench.train.trainer import CHECKPOINT, LOG, STATE, plan_steps, train
+from train_fixtures import TINY, one_thread  # noqa: F401  (one_thread: a fixture)
 
-TINY = ["model.backbone=tinyface", "model.input_size=32", "model.embedding_size=16", "model.backbone_kwargs={width=4}",
-        "optim.batch_size=8", "optim.warmup_fraction=0.2", "run.max_steps=6", "run.log_every=1",
-        "data.num_workers=0", "data.options={num_classes = 4, images_per_class = 6, image_size = 32}"]
+RUN = [*TINY, "optim.warmup_fraction=0.2", "run.max_steps=6",
+       "data.options={num_classes = 4, images_per_class = 6, image_size = 32}"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: tiny CPU steps are much faster on a loaded 2-core machine, and results are the same."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _recipe(name="cosface", extra=()):
-    return load_recipe(name, [*TINY, *extra])
+    return load_recipe(name, [*RUN, *extra])
 
 
 def _state(path):

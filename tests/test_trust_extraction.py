@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from embed_fixtures import ArraySource, TinyNet, direct, random_crops, tiny_embedder
+from embed_fixtures import ArraySource, ChangesFrom, TinyNet, direct, random_crops, tiny_embedder
 from fr_bench import runner
 from fr_bench.extract import default_batch_size, extract
 from fr_bench.models import NonFiniteOutputError, load_model
@@ -138,21 +138,15 @@ def test_non_finite_model_rows_are_an_error_or_honestly_skipped(tmp_path):
     assert again.timings["computed"] == 2 and again.n_skipped == 2  # skipped rows were not cached
 
 
-class Widening(TinyNet):
-    """One more output feature from the ``k``-th call on (the load-time probe is call 1)."""
+class Widening(ChangesFrom):
+    """One more output feature from the ``start``-th call on (the load-time probe is call 1)."""
 
-    def __init__(self, k: int) -> None:
-        super().__init__()
-        self.calls, self.k = 0, k
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        out = super().forward(x)
-        return torch.cat([out, out[:, :1]], dim=1) if self.calls >= self.k else out
+    def change(self, out: torch.Tensor) -> torch.Tensor:
+        return torch.cat([out, out[:, :1]], dim=1)
 
 
 def test_an_output_width_change_names_the_model_and_the_batch():
-    emb = load_model(Widening(k=3), name="widening")
+    emb = load_model(Widening(start=3), name="widening")
     with pytest.raises(ModelOutputError, match=r"widening.*9 features.*8 when.*batch 1 \(images 2\.\.3"):
         _run(ArraySource(random_crops(6)), emb, batch_size=2, flip=False)
 

@@ -1,7 +1,8 @@
 """Independent numpy references for the training heads' tests: the papers' formulas written out element by element
 (arccos, explicit branches, explicit loops), a cross-entropy, and central finite differences for gradients.
 
-Nothing here imports fr_bench: a test compares the heads (torch, vectorised, autograd) against these.
+Nothing here imports fr_bench: a test compares the heads (torch, vectorised, autograd) against these;
+:func:`head_loss_and_grads` runs a head on the same numpy inputs.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
 
 def normalize_rows(a: np.ndarray) -> np.ndarray:
@@ -62,3 +64,15 @@ def numeric_grad(f: Callable[[np.ndarray], float], a: np.ndarray, h: float = 1e-
         flat[i] = keep
         gflat[i] = (up - down) / (2 * h)
     return g
+
+
+def head_loss_and_grads(head: torch.nn.Module, x: np.ndarray, w: np.ndarray, y: np.ndarray
+                        ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """A head in float64 with class weights ``w`` on embeddings ``x``: (loss, d loss/d x, d loss/d w, logits)."""
+    head = head.double()
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(w))
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    loss = head(xt, torch.from_numpy(y))
+    loss.backward()
+    return loss.item(), xt.grad.numpy(), head.weight.grad.numpy(), head.logits(xt, torch.from_numpy(y)).detach().numpy()

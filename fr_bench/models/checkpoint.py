@@ -9,7 +9,8 @@ A checkpoint is one ``torch.save`` file holding a plain dict (loadable with ``to
         "arch_kwargs": {"num_features": 512},
         "embedding_size": 512,
         "preprocessing": {"input_size": [112, 112], "channel_order": "RGB",
-                          "mean": [127.5, 127.5, 127.5], "std": [127.5, 127.5, 127.5]},
+                          "mean": [127.5, 127.5, 127.5], "std": [127.5, 127.5, 127.5],
+                          "resize": "bilinear-antialias"},  # how crops of another size become input
         "state_dict": {...},                 # the backbone's weights only (no head, no optimizer)
         "meta": {...},                       # free-form: recipe, loss, epoch, dataset (JSON-like values)
     }
@@ -72,12 +73,17 @@ def save_checkpoint(
         "state_dict": state,
         "meta": dict(meta or {}),
     }
+    return atomic_torch_save(payload, Path(path))
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file in the same folder, then rename: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        torch.save(payload, tmp)
+        torch.save(obj, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

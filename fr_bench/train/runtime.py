@@ -1,4 +1,4 @@
-"""Process plumbing for training: torchrun detection, devices, atomic files, the log table and the git hash."""
+"""Process plumbing for training: torchrun detection, devices, the log table and the git hash."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import csv
 import io
 import os
 import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,20 +55,6 @@ def mean_over_ranks(value: torch.Tensor) -> float:
         dist.all_reduce(v)
         v /= dist.get_world_size()
     return float(v.item())
-
-
-def atomic_torch_save(obj: Any, path: Path) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def write_log(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:

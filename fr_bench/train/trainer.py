@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from fr_bench.models.checkpoint import atomic_torch_save
 from fr_bench.train import runtime
 from fr_bench.train.export import build_network, training_preprocessing, write_checkpoint
 from fr_bench.train.recipe import Recipe
@@ -213,7 +214,7 @@ def _save(out: Path, recipe: Recipe, step_mod: nn.Module, head_state: Mapping[st
     state = {"step": step, "recipe": recipe.to_dict(), "recipe_digest": recipe.digest(), "world_size": world,
              "network": step_mod.network.state_dict(), "head": dict(head_state),
              "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(), "rows": rows}
-    runtime.atomic_torch_save(state, out / STATE)
+    atomic_torch_save(state, out / STATE)
     meta = {**ckpt_args["meta"], "steps": step}
     write_checkpoint(step_mod.network, out / CHECKPOINT, **{**ckpt_args, "meta": meta})
     runtime.write_log(out / LOG, rows)
