@@ -12,10 +12,14 @@ under torch.distributed), for every class j in the batch with mean raw feature x
 ``momentum = 0.9`` by default. No code has been released with the paper, so the momentum value is ours (the
 paper's rule is the centre itself; an exponential average is the usual mini-batch estimate of it). The loss of a
 batch uses the weights as they stood before that batch's update (as centre loss does). The margin, scale and
-SphereFace lambda schedule are the wrapped head's (``ir_sphereface`` / ``ir_cosface``).
+SphereFace lambda schedule are the wrapped head's (``ir_sphereface`` / ``ir_cosface``), given as flat keys or in
+the ``base_params`` table (needed for SphereFace's ``base``, a name the wrapper keeps for the wrapped head).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -77,27 +81,46 @@ class IRSoftmaxHead(Head):
         return f"momentum={self.momentum}"
 
 
+def _base_params(base_params: Mapping[str, Any] | None, flat: Mapping[str, Any]) -> dict[str, Any]:
+    """The wrapped head's parameters: the ``base_params`` table merged with the flat keys (a key in both raises)."""
+    from fr_bench.train.heads.registry import HeadConfigError
+
+    nested = dict(base_params or {})
+    twice = sorted(set(nested) & set(flat))
+    if twice:
+        raise HeadConfigError(f"parameter(s) {', '.join(map(repr, twice))} given both flat and in base_params")
+    return {**flat, **nested}
+
+
 def ir_softmax(embedding_size: int, num_classes: int, *, base: str = "cosface", momentum: float = 0.9,
-               **base_params) -> IRSoftmaxHead:
-    """IR-Softmax around ``base`` (sphereface or cosface; its parameters pass through ``base_params``)."""
+               base_params: Mapping[str, Any] | None = None, **flat: Any) -> IRSoftmaxHead:
+    """IR-Softmax around ``base`` (sphereface or cosface). The base head's parameters are the flat keys or, for
+    names the wrapper itself uses (SphereFace's ``base`` of its lambda schedule), the ``base_params`` table."""
     from fr_bench.train.heads.registry import HeadConfigError, build_head, check_params
 
     if base not in IR_BASES:
         raise HeadConfigError(f"IR-Softmax wraps one of {', '.join(IR_BASES)}; got base={base!r}")
-    check_params(base, base_params, extra=("base", "momentum"))
-    inner = build_head(base, embedding_size=embedding_size, num_classes=num_classes, **base_params)
+    params = _base_params(base_params, flat)
+    check_params(base, params, extra=("base", "momentum", "base_params"))
+    inner = build_head(base, embedding_size=embedding_size, num_classes=num_classes, **params)
     return IRSoftmaxHead(inner, momentum=momentum)
 
 
 def _fixed_base(base: str):
-    def factory(embedding_size: int, num_classes: int, *, momentum: float = 0.9, **base_params) -> IRSoftmaxHead:
-        if "base" in base_params:
+    def factory(embedding_size: int, num_classes: int, *, momentum: float = 0.9,
+                base_params: Mapping[str, Any] | None = None, **flat: Any) -> IRSoftmaxHead:
+        if "base" in flat:
             from fr_bench.train.heads.registry import HeadConfigError
-            raise HeadConfigError(f"head 'ir_{base}' fixes base={base!r}; use 'ir_softmax' to choose the base")
-        return ir_softmax(embedding_size, num_classes, base=base, momentum=momentum, **base_params)
+            raise HeadConfigError(f"head 'ir_{base}' fixes the wrapped head to {base!r}: 'base' is not a parameter "
+                                  f"here; set the {base} head's own parameters (SphereFace's lambda-schedule "
+                                  "'base' included) in base_params = {{...}}, or use 'ir_softmax' to choose the "
+                                  "wrapped head")
+        return ir_softmax(embedding_size, num_classes, base=base, momentum=momentum, base_params=base_params,
+                          **flat)
 
     factory.__name__ = f"ir_{base}"
-    factory.__doc__ = f"IR-Softmax on {base} (class weights = normalised running class centres)."
+    factory.__doc__ = (f"IR-Softmax on {base} (class weights = normalised running class centres); the {base} "
+                       "head's parameters as flat keys or in ``base_params``.")
     return factory
 
 
