@@ -15,8 +15,9 @@ Files in the output folder, each written atomically (a failure leaves the last c
   continues to the identical step (on CPU the weights are bit-identical to an uninterrupted run);
 * ``log.csv``: ``step, epoch, loss, lr, samples_per_s`` every ``run.log_every`` steps, plus validation metrics.
 
-Validation is a callback: any object with ``on_validate(step, model) -> dict`` (called on rank 0 with the network
-in eval mode, every ``run.validate_every`` steps and at the end). Training never imports protocols or the runner.
+Validation is a callback: any object with ``on_validate(step, model) -> dict`` (called on every rank, since the
+extractor shards images over the ranks, with the network in eval mode, every ``run.validate_every`` steps and at
+the end). Training never imports protocols or the runner.
 """
 
 from __future__ import annotations
