@@ -205,3 +205,17 @@ def test_write_test_protocol_is_read_by_the_folder_protocol(tmp_path):
     with pytest.raises(FileExistsError, match="syn"):
         write_test_protocol(tmp_path / "syn", **{**opts, "seed": 3})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["syn"]  # no temporary folder left behind
+
+
+def test_nuisance_stream_renders_the_same_identities_anew():
+    opts = {"split": "train", "num_classes": 3, "images_per_class": 2, "image_size": 32, "seed": 5}
+    base, held, again, other = (SyntheticFaces(**opts, nuisance_stream=k) for k in (0, 1, 1, 2))
+    np.testing.assert_array_equal(held.identities, base.identities)
+    np.testing.assert_array_equal(held.labels, base.labels)
+    assert held.describe()["options"]["nuisance_stream"] == 1 and "nuisance_stream" not in base.options
+    for i in range(len(base)):
+        np.testing.assert_array_equal(held.render(i), again.render(i))  # deterministic
+        assert not np.array_equal(held.render(i), base.render(i)) and not np.array_equal(held.render(i),
+                                                                                          other.render(i))
+    with pytest.raises(ValueError, match="nuisance_stream"):
+        SyntheticFaces(**opts, nuisance_stream=-1)

@@ -92,13 +92,9 @@ def _heldout(train_options: Mapping[str, Any], seed: int, per_class: int) -> Any
     """Held-out images of the training identities: same identities, nuisances from another random stream."""
     from fr_bench.train.synthetic import SyntheticFaces
 
-    class HeldOutFaces(SyntheticFaces):
-        def _rng(self, index: int) -> np.random.Generator:
-            return np.random.default_rng([self.seed, self._code, 3, int(index)])
-
     opts = {**dict(train_options), "images_per_class": per_class, "imbalance": 0.0, "min_images": per_class,
             "label_noise": 0.0}
-    return HeldOutFaces(split="train", seed=seed, **opts)
+    return SyntheticFaces(split="train", seed=seed, nuisance_stream=1, **opts)
 
 
 @torch.no_grad()
