@@ -23,7 +23,8 @@ state dict, other arch         RGB     127.5  127.5  default for format state_di
 callable / nn.Module           RGB     127.5  127.5  default for format callable                      YES
 ============================== ======= ====== ====== ================================================ =======
 
-All take 112x112 crops (an ONNX graph with a static size imposes its own). ``assumed`` rows are flagged in
+All are fed the 112x112 crops, resized to the contract's ``input_size`` when it differs (an ONNX graph with a
+static size imposes its own). ``assumed`` rows are flagged in
 ``embedder.preprocessing`` so reports can say the contract was not vouched for by the model.
 """
 

@@ -135,7 +135,7 @@ class OnnxEmbedder(Embedder):
             raise ModelLoadError(
                 f"{self.path}: model {self.name} has a fixed {h}x{w} input (height x width) in its graph; the input "
                 f"contract says input_size={self.prep.input_size[0]}x{self.prep.input_size[1]} "
-                f"({self.prep.source}): pass input_size={h}x{w} (with crops of that size) or leave it unset"
+                f"({self.prep.source}): pass input_size={h}x{w} or leave it unset"
             )
 
     def _try_dynamic_batch(self, providers) -> None:
