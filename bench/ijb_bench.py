@@ -14,11 +14,19 @@ Synthetic meta files shaped like IJB-C (469,375 images, 23,124 templates = 3,531
 
 timed per stage in the same run, with the ratio per stage, a check that both give the same scores and TAR@FAR, and
 the load average (the 2-core development machine is shared: compare ratios from one run, not times across runs).
+``--memory`` measures instead the peak memory of the evaluation above its inputs, ours against the reference, each in
+a fresh child process: the inputs (embeddings + parsed files) are loaded, the resident set is read (``VmRSS``) and
+the kernel's peak counter is reset (``/proc/self/clear_refs``), then ours runs ``protocol.evaluate`` and writes the
+scores file as ``frbench evaluate`` does (``save_scores``), the reference pools, scores and reads its ROC; the peak
+(``VmHWM``) minus the inputs is what the evaluation held. ``resource.getrusage`` gives the same peak where
+``clear_refs`` is unavailable (then the parse's own peak may hide it: said in the output).
+
 ``--precision`` also scores our template features with float64 dots, to separate the float32-dot effect from the
 pooling differences when a TAR@FAR reading differs from the reference by a pair.
 
     python bench/ijb_bench.py                 # --scale 0.1 (a few seconds on 2 cores)
     python bench/ijb_bench.py --scale 1       # full IJB-C size (needs ~6 GB RAM; the reference takes ~1-2 min)
+    python bench/ijb_bench.py --scale 1 --memory   # peak memory above the inputs, ours vs reference
 
 Pairs grow with scale squared (gallery x probe), images and templates linearly. The synthetic files are cached in a
 temp folder (``--cache``) so reruns skip writing them.
@@ -111,19 +119,21 @@ def make_embeddings(image_subject: np.ndarray, dim: int, seed: int = 1) -> np.nd
 # ------------------------------------------------------------------------------------------------------- reference
 
 
-def reference(root: Path, emb: np.ndarray, fars) -> tuple[dict[str, float], np.ndarray, dict[str, float]]:
-    """insightface eval_ijbc.py, straightforwardly: per-template loop, 100k-pair batches, sklearn roc_curve."""
-    import sklearn.preprocessing
-    times = {}
-    t0 = time.perf_counter()
+def reference_parse(root: Path) -> tuple:
+    """The reference's parse: pandas reads of the three meta files, int64 columns as eval_ijbc.py keeps them."""
     meta = pd.read_csv(root / "meta/ijbc_face_tid_mid.txt", sep=" ", header=None).values
     templates, medias = meta[:, 1].astype(int), meta[:, 2].astype(int)
     pairs = pd.read_csv(root / "meta/ijbc_template_pair_label.txt", sep=" ", header=None).values.astype(int)
     p1, p2, label = pairs[:, 0], pairs[:, 1], pairs[:, 2]
     faceness = pd.read_csv(root / "meta/ijbc_name_5pts_score.txt", sep=" ", header=None).values[:, -1].astype(
         np.float32)
-    times["parse"] = time.perf_counter() - t0
+    return templates, medias, p1, p2, label, faceness
 
+
+def reference_evaluate(parsed: tuple, emb: np.ndarray, fars, times: dict[str, float]) -> tuple[np.ndarray, dict]:
+    """The reference's pooling (per-template loop), 100k-pair float64 batch scores and sklearn ROC reading."""
+    import sklearn.preprocessing
+    templates, medias, p1, p2, label, faceness = parsed
     t0 = time.perf_counter()
     img_feats = emb * faceness[:, None]
     unique_templates = np.unique(templates)
@@ -153,6 +163,15 @@ def reference(root: Path, emb: np.ndarray, fars) -> tuple[dict[str, float], np.n
     t0 = time.perf_counter()
     tars = nearest_tars(label, score, fars)
     times["metrics"] = time.perf_counter() - t0
+    return score, tars
+
+
+def reference(root: Path, emb: np.ndarray, fars) -> tuple[dict[str, float], np.ndarray, dict[str, float]]:
+    """insightface eval_ijbc.py, straightforwardly: per-template loop, 100k-pair batches, sklearn roc_curve."""
+    t0 = time.perf_counter()
+    parsed = reference_parse(root)
+    times = {"parse": time.perf_counter() - t0}
+    score, tars = reference_evaluate(parsed, emb, fars, times)
     return times, score, tars
 
 
@@ -223,6 +242,93 @@ def nearest_tars(labels: np.ndarray, scores: np.ndarray, fars) -> dict[float, fl
     return {f: float(tpr[np.argmin(np.abs(fpr - f))]) for f in fars}
 
 
+def _status_kb(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+        return True
+    except OSError:
+        return False
+
+
+def memory_child(which: str, root: Path, dim: int) -> None:
+    """One side of ``--memory`` in this (fresh) process. Prints, in MB: the embeddings' RSS, what the parsed files
+    hold after the parse, the parse's peak above the embeddings, the evaluation's peak above embeddings + parsed
+    files; then whether the peak counter could be reset (1/0) and the evaluation's seconds."""
+    import gc
+    import resource
+
+    import sklearn.metrics  # noqa: F401  (the modules both sides import are not what we measure)
+    import sklearn.preprocessing  # noqa: F401
+
+    import fr_bench.metrics  # noqa: F401
+    import fr_bench.protocols.ijb  # noqa: F401
+    import fr_bench.results  # noqa: F401
+    image_subject = np.load(root / "image_subject.npy")
+    emb = make_embeddings(image_subject, dim)
+    del image_subject
+    fars = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+    gc.collect()
+    base = _status_kb("VmRSS")
+    reset = _reset_peak()
+    if which == "ours":
+        from fr_bench.protocols import load_protocol
+
+        p = load_protocol("ijbc", root, check_counts=False)
+        run = functools.partial(_ours_run, p, emb, root)
+    else:
+        parsed = reference_parse(root)
+        run = functools.partial(reference_evaluate, parsed, emb, fars, {})
+    gc.collect()
+    parse_peak = _status_kb("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    inputs = _status_kb("VmRSS")
+    reset = reset and _reset_peak()
+    t0 = time.perf_counter()
+    run()
+    seconds = time.perf_counter() - t0
+    peak = _status_kb("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(" ".join(f"{v / 1024:.0f}" for v in (base, inputs - base, parse_peak - base, peak - inputs))
+          + f" {int(reset)} {seconds:.2f}")
+
+
+def _ours_run(p, emb: np.ndarray, root: Path) -> None:
+    from fr_bench.results import save_scores
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = p.evaluate(emb)
+    save_scores(root / "scores_cache", {"bench": "ijb memory"}, result.scores)
+
+
+def memory(args: argparse.Namespace, root: Path) -> None:
+    """``--memory``: ours and the reference, each in a fresh child process, with the load beside each figure."""
+    import subprocess
+
+    print(f"IJB-C-shaped synthetic set at scale {args.scale:g}, dim {args.dim}: resident memory (MB) above the "
+          "embeddings: held by the parsed files, peak during the parse, peak of the evaluation above embeddings + "
+          "parsed files, and the overall peak above the embeddings")
+    for which in ("ours", "reference"):
+        load = load_line()
+        out = subprocess.run([sys.executable, __file__, "--scale", str(args.scale), "--dim", str(args.dim),
+                              "--cache", str(args.cache), "--child", which], check=True, capture_output=True,
+                             text=True).stdout.split()
+        emb, held, parse_peak, above = (float(v) for v in out[:4])
+        reset, seconds = out[4] == "1", float(out[5])
+        print(f"  {which:9s} embeddings {emb:,.0f}; parsed files hold {held:,.0f}, parse peak {parse_peak:,.0f}; "
+              f"evaluation peak {above:,.0f}{'' if reset else ' (getrusage: cumulative peak)'}; overall peak "
+              f"{max(parse_peak, held + above):,.0f}; evaluation {seconds:.1f} s "
+              f"[{load} at the start; {load_line()} at the end]", flush=True)
+
+
 def load_line() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
@@ -236,6 +342,9 @@ def main() -> None:
     ap.add_argument("--no-reference", action="store_true", help="skip the reference (slow at full scale)")
     ap.add_argument("--precision", action="store_true",
                     help="also score our template features in float64 and compare TAR@FAR readings")
+    ap.add_argument("--memory", action="store_true",
+                    help="peak memory above the inputs, ours vs the reference, each in a fresh child process")
+    ap.add_argument("--child", choices=("ours", "reference"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     import sklearn.metrics  # noqa: F401  (imports are not what we time)
 
@@ -247,6 +356,12 @@ def main() -> None:
         t0 = time.perf_counter()
         write_synthetic(root, n)
         print(f"wrote synthetic IJB-C meta files to {root} in {time.perf_counter() - t0:.1f} s")
+    if args.child:
+        memory_child(args.child, root, args.dim)
+        return
+    if args.memory:
+        memory(args, root)
+        return
     image_subject = np.load(root / "image_subject.npy")
     emb = make_embeddings(image_subject, args.dim)
     fars = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)

@@ -29,7 +29,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,14 @@ CachePath = str | os.PathLike[str] | None | bool
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a partial one.
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a partial one
+    (:func:`atomic_write_with`)."""
+    return atomic_write_with(path, lambda f: f.write(data))
+
+
+def atomic_write_with(path: str | os.PathLike[str], write: Callable[[Any], Any]) -> Path:
+    """Let ``write(f)`` stream into ``f`` (a binary file opened ``w+b``, so HDF5 can seek and read back) and
+    publish it at ``path`` atomically: readers see the old file or the new one, never a partial one.
 
     Writes a temporary file in the same folder, flushes and fsyncs it, then ``os.replace``-s it over ``path`` (atomic
     on POSIX and Windows). On any error the temporary file is removed and ``path`` is left untouched.
@@ -52,8 +59,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, "w+b") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results are for sharing, like any new file

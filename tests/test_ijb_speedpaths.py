@@ -93,7 +93,7 @@ def test_pairs_and_lookup_roundtrip(tmp_path):
     assert ids[rows].tolist() == a.tolist()
     # ids too large for a lookup table take the binary-search branch: same rows
     big = ids * 10**9
-    np.testing.assert_array_equal(template_lookup(big, ra * 10**9, path, "meta"), rows)
+    np.testing.assert_array_equal(template_lookup(big, ra.astype(np.int64) * 10**9, path, "meta"), rows)
     with pytest.raises(ProtocolError, match=r"ijbc_template_pair_label.txt:3: template 4 has no image in meta"):
         template_lookup(ids, np.array([3, 10, 4, 4]), path, "meta")
 

@@ -169,10 +169,11 @@ class IJBVerification(IJBBase):
                            units=units, ci=ci, n_boot=n_boot, seed=seed)
         result.details["counts"].update({"images": len(self.meta.names), "templates": self.layout.n_templates,
                                          "pairs": len(self.labels)})
-        extra = {"template_a": self.template_a.astype(np.int32), "template_b": self.template_b.astype(np.int32)}
+        extra = {"template_a": self.template_a.astype(np.int32, copy=False),  # int32 already for IJB's ids
+                 "template_b": self.template_b.astype(np.int32, copy=False)}
         if self.subjects is not None:
             sa, sb = self.pair_subjects()
-            extra.update({"subject_a": sa.astype(np.int32), "subject_b": sb.astype(np.int32)})
+            extra.update({"subject_a": sa.astype(np.int32, copy=False), "subject_b": sb.astype(np.int32, copy=False)})
             missing = int(((sa < 0) | (sb < 0)).sum())
             if missing:
                 result.flags.append(f"{missing:,} pairs involve templates absent from the 1:N CSVs: their subject is "

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fr_bench.protocols.base import file_error, read_text_lines
+from fr_bench.protocols.base import ProtocolError, file_error, read_text_lines
 from fr_bench.protocols.columns import read_columns
 
 #: Columns a 1:N CSV must have (found by header name; other columns vary between releases and are ignored).
@@ -63,31 +63,42 @@ def read_ijb_meta(face_tid_mid: str | os.PathLike, name_5pts_score: str | os.Pat
 
 
 def read_template_pairs(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Parse ``*_template_pair_label.txt``: (template a, template b, label) int64 arrays; labels must be 0 or 1."""
+    """Parse ``*_template_pair_label.txt``: (template a, template b, label) arrays; labels must be 0 or 1.
+
+    Template ids come back as int32 when they fit (every IJB release: ids < 200k; IJB-C's 15.66M pairs then hold
+    125 MB instead of 250 MB), else int64; labels as int8. The narrow types are parsed directly
+    (:func:`~fr_bench.protocols.columns.read_columns` with ``dtypes``); a file they do not fit is read again in
+    int64, where a bad line is named.
+    """
     path = Path(path)
-    a, b, labels = read_columns(path, (int, int, int))
+    try:
+        a, b, labels = read_columns(path, (int, int, int), dtypes=(np.int32, np.int32, np.int8))
+    except ProtocolError:  # ids beyond int32, a label beyond int8, or a bad line: the int64 read says which
+        a, b, labels = read_columns(path, (int, int, int))
     bad = np.flatnonzero((labels != 0) & (labels != 1))
     if bad.size:
         i = int(bad[0])
         raise file_error(path, i + 1, f"label must be 0 or 1, found {labels[i]}")
-    return a, b, labels.astype(np.int8)
+    return a, b, labels.astype(np.int8, copy=False)
 
 
 def template_rows(template_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """Row of each ``wanted`` template id in the sorted ``template_ids`` (int64), -1 where it is absent.
+    """Row of each ``wanted`` template id in the sorted ``template_ids``, -1 where it is absent (int32 when there
+    are fewer than 2**31 templates: IJB-C's 15.66M pair rows then hold 63 MB each instead of 125 MB).
 
     A direct lookup table when the ids are small non-negative integers (IJB: < 200k; O(n) gather: ~0.1 s for IJB-C's
     15.66M pairs on 2 cores, where ``np.searchsorted`` took ~1 s), binary search otherwise.
     """
     wanted = np.asarray(wanted)
+    row_type = np.int32 if len(template_ids) < 2**31 else np.int64
     if len(template_ids) == 0:
-        return np.full(wanted.shape, -1, dtype=np.int64)
+        return np.full(wanted.shape, -1, dtype=row_type)
     if template_ids[0] >= 0 and template_ids[-1] <= max(1 << 24, 8 * len(template_ids)):
-        lut = np.full(int(template_ids[-1]) + 2, -1, dtype=np.int64)
+        lut = np.full(int(template_ids[-1]) + 2, -1, dtype=row_type)
         lut[template_ids] = np.arange(len(template_ids))
         return lut[np.clip(wanted, -1, len(lut) - 1)]  # -1 and the last slot (max id + 1) both hold -1
-    idx = np.minimum(np.searchsorted(template_ids, wanted), len(template_ids) - 1).astype(np.int64)
-    return np.where(template_ids[idx] == wanted, idx, -1)
+    idx = np.minimum(np.searchsorted(template_ids, wanted), len(template_ids) - 1).astype(row_type)
+    return np.where(template_ids[idx] == wanted, idx, row_type(-1))
 
 
 def template_lookup(template_ids: np.ndarray, wanted: np.ndarray, path: Path, what: str, *,
@@ -170,6 +181,9 @@ def read_template_subjects(root: Path, spec: Mapping[str, Any]) -> tuple[np.ndar
 
 def subjects_of(template_ids: np.ndarray, subjects: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """Subject of each ``wanted`` template (``subjects[i]`` belongs to the sorted ``template_ids[i]``), -1 where
-    the template is not listed."""
+    the template is not listed; int32 when the subject ids fit (IJB's do), else int64."""
     rows = template_rows(template_ids, wanted)
-    return np.where(rows >= 0, subjects[np.maximum(rows, 0)], -1).astype(np.int64)
+    fits = len(subjects) == 0 or (int(subjects.min()) >= -(2**31) and int(subjects.max()) < 2**31)
+    out_type = np.int32 if fits else np.int64
+    return np.where(rows >= 0, subjects.astype(out_type)[np.maximum(rows, 0)], out_type(-1)).astype(out_type,
+                                                                                                   copy=False)

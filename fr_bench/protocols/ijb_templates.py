@@ -116,7 +116,7 @@ def _compact(idx: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     present = np.zeros(n, dtype=bool)
     present[idx] = True
     used = np.flatnonzero(present)
-    position = np.cumsum(present) - 1
+    position = np.cumsum(present, dtype=np.int32 if n < 2**31 else np.int64) - 1  # int32: half the per-pair memory
     return used, position[idx]
 
 
@@ -165,9 +165,11 @@ def pair_scores(features: np.ndarray, idx_a: np.ndarray, idx_b: np.ndarray, *, s
         fa = feats[used_a]
         fbt = feats[used_b].T  # a transposed view: BLAS reads it in place
         rows = max(1, block_bytes // (dtype.itemsize * n_b))
-        if rows >= len(used_a):  # one product, one flat gather
-            block = fa @ fbt
-            np.take(block.reshape(-1), pos_a * n_b + pos_b, out=out, mode="clip")  # in range by construction
+        if rows >= len(used_a):  # one product, one flat gather (flat indices a chunk at a time: no per-pair int64)
+            flat = (fa @ fbt).reshape(-1)
+            for start in range(0, n_pairs, 1 << 20):
+                sl = slice(start, start + (1 << 20))
+                np.take(flat, pos_a[sl].astype(np.int64) * n_b + pos_b[sl], out=out[sl], mode="clip")  # in range
             return out
         _blocked_scores(fa, fbt, pos_a, pos_b, rows, out)
     else:
@@ -192,7 +194,7 @@ def _blocked_scores(fa: np.ndarray, fbt: np.ndarray, pos_a: np.ndarray, pos_b: n
             continue
         a = fa[k * rows:(k + 1) * rows]
         block = np.matmul(a, fbt, out=buf[:len(a)])
-        out[sel] = block.reshape(-1)[(pos_a[sel] - k * rows) * n_b + pos_b[sel]]
+        out[sel] = block.reshape(-1)[(pos_a[sel].astype(np.int64) - k * rows) * n_b + pos_b[sel]]  # 64-bit index
 
 
 def _gathered_scores(feats: np.ndarray, idx_a: np.ndarray, idx_b: np.ndarray, chunk: int, out: np.ndarray) -> None:

@@ -27,7 +27,6 @@ not one.
 
 from __future__ import annotations
 
-import io
 import os
 import warnings
 from collections.abc import Mapping
@@ -217,13 +216,15 @@ def scores_path(cache_dir: str | os.PathLike[str], key: Mapping[str, Any]) -> Pa
 
 
 def save_scores(cache_dir: str | os.PathLike[str], key: Mapping[str, Any], records: ScoreRecords) -> Path:
-    """File ``records`` under ``key`` (atomic replace: readers see the old file or the new one); returns the path."""
-    from fr_bench.cache import key_digest
-    from fr_bench.provenance import atomic_write_bytes
+    """File ``records`` under ``key`` (atomic replace: readers see the old file or the new one); returns the path.
 
-    buf = io.BytesIO()
-    write_scores(buf, records, key_digest=key_digest(key))
-    return atomic_write_bytes(scores_path(cache_dir, key), buf.getbuffer())
+    Streamed: HDF5 writes a temporary file in the same folder, which is fsynced and then ``os.replace``-d over the
+    path (no in-memory copy of the whole file: IJB-C's record is ~0.5 GB)."""
+    from fr_bench.cache import key_digest
+    from fr_bench.provenance import atomic_write_with
+
+    return atomic_write_with(scores_path(cache_dir, key),
+                             lambda f: write_scores(f, records, key_digest=key_digest(key)))
 
 
 def load_scores(cache_dir: str | os.PathLike[str], key: Mapping[str, Any]) -> ScoreRecords | None:
