@@ -19,12 +19,12 @@ The records come from the HDF5 file each result points at (``scores_file``, file
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fr_bench.metrics import names as metric_names
 from fr_bench.metrics.compare import mcnemar, paired_accuracy_difference, paired_bootstrap_difference
 from fr_bench.results import (
     PairScores,
@@ -35,9 +35,6 @@ from fr_bench.results import (
     read_result,
     read_scores,
 )
-
-_TAR_KEY = re.compile(r"^tar@far=([0-9.eE+-]+)$")
-
 
 class ComparisonError(ValueError):
     """The two results cannot be compared pair by pair; the message says why."""
@@ -81,8 +78,8 @@ def _pair_rows(pa: PairScores, pb: PairScores, rec_a: StoredResult, rec_b: Store
     conv_a, conv_b = rec_a.conventions.get("tar", "strict"), rec_b.conventions.get("tar", "strict")
     rows: list[dict[str, Any]] = []
     for key in ma:
-        m = _TAR_KEY.match(key)
-        if not m or key not in mb:
+        name = metric_names.parse(key)
+        if name is None or name.prefix or name.kind != "tar@far" or key not in mb:
             continue
         if conv_a != conv_b:
             rows.append({"metric": key, "a": ma[key], "b": mb[key],
@@ -91,7 +88,7 @@ def _pair_rows(pa: PairScores, pb: PairScores, rec_a: StoredResult, rec_b: Store
         if math.isnan(ma[key]) or math.isnan(mb[key]):
             rows.append({"metric": key, "a": ma[key], "b": mb[key], "n": len(pa)})
             continue
-        iv = paired_bootstrap_difference(pb.scores, pa.scores, pa.labels, pa.unit_a, pa.unit_b, far=float(m.group(1)),
+        iv = paired_bootstrap_difference(pb.scores, pa.scores, pa.labels, pa.unit_a, pa.unit_b, far=float(name.param),
                                          convention=conv_a, n_boot=n_boot, level=level, seed=seed, unit=pa.unit_name)
         rows.append({"metric": key, "a": ma[key], "b": mb[key], "diff": iv.point, "low": iv.low, "high": iv.high,
                      "level": level, "test": f"paired bootstrap by {pa.unit_name} ({conv_a})", "n": len(pa)})

@@ -23,6 +23,7 @@ import numpy as np
 
 from fr_bench import extract as _extract
 from fr_bench import provenance, results
+from fr_bench.metrics import names as metric_names
 from fr_bench.models import load_model
 from fr_bench.models.base import FLIP_MODES, flip_mode
 from fr_bench.protocols import Protocol, ProtocolResult, load_protocol, load_spec
@@ -272,25 +273,25 @@ def _requested(embedder: Any) -> dict[str, str]:
     return {} if str(asked) == str(used) else {"device_requested": str(asked)}
 
 
-#: Which metrics each convention group moves (by metric-name prefix, after any "G1/" or "Q1/" part), for the
-#: side-by-side conventions table.
-GROUP_METRICS: dict[str, tuple[str, ...]] = {
-    "accuracy": ("accuracy",),
-    "tar": ("tar@", "val@"),
-    "1n": ("rank", "tpir@", "merged"),
-    "pooling": ("",),  # template pooling moves every number
-    "megaface_cleaning": ("",),  # a load option: the table shows the one the protocol was loaded with
-    "flip": ("",),  # other features: every number moves
+#: Which metrics each convention group moves, as metric kinds of :mod:`fr_bench.metrics.names` (any "G1/" or "Q1/"
+#: prefix), for the side-by-side conventions table; ``None``: every number moves (a group not listed: the same).
+GROUP_METRICS: dict[str, tuple[str, ...] | None] = {
+    "accuracy": ("accuracy", "accuracy_std", "accuracy_sem"),
+    "tar": ("tar@far",),
+    "1n": ("rank", "tpir@fpir", "merged_rate@far"),
+    "pooling": None,  # template pooling moves every number
+    "megaface_cleaning": None,  # a load option: the table shows the one the protocol was loaded with
+    "flip": None,  # other features: every number moves
 }
 
 
 def _rows_of(res: ProtocolResult, group: str, conv: str, default: bool, base_flags: set[str]) -> list[dict[str, Any]]:
     """The conventions-table rows of one evaluation: the metrics ``group`` moves."""
-    prefixes = GROUP_METRICS.get(group, ("",))
+    kinds = GROUP_METRICS.get(group)
     rows = []
     for metric, value in res.metrics.items():
-        base = metric.rsplit("/", 1)[-1]  # "G1/rank1", "Q2/tar@far=1e-3": per-gallery / per-list
-        if not any(base.startswith(p) for p in prefixes):
+        parsed = metric_names.parse(metric)  # "G1/rank1", "Q2/tar@far=1e-3": per-gallery / per-list
+        if kinds is not None and (parsed is None or parsed.kind not in kinds):
             continue
         point = res.operating_points.get(metric, {})
         rows.append({

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from fr_bench.metrics import DEFAULT_FARS
 from fr_bench.protocols.array_images import ArrayImageSource
 from fr_bench.protocols.base import ImageSource, Protocol, ProtocolError, ProtocolResult, require_root
 from fr_bench.protocols.columns import check_count
@@ -28,10 +29,6 @@ from fr_bench.protocols.ijb_meta import (
 )
 from fr_bench.protocols.ijb_templates import POOLINGS, TemplateLayout, pair_scores, pool_templates, pooling_weights
 from fr_bench.similarity import get_score
-
-#: Default FAR list when the spec gives none.
-DEFAULT_FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
-
 
 def spec_file(root: Path, spec: Mapping[str, Any], key: str) -> Path:
     files = spec.get("files", {})
