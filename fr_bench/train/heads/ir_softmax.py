@@ -111,10 +111,10 @@ def _fixed_base(base: str):
                 base_params: Mapping[str, Any] | None = None, **flat: Any) -> IRSoftmaxHead:
         if "base" in flat:
             from fr_bench.train.heads.registry import HeadConfigError
-            raise HeadConfigError(f"head 'ir_{base}' fixes the wrapped head to {base!r}: 'base' is not a parameter "
-                                  f"here; set the {base} head's own parameters (SphereFace's lambda-schedule "
-                                  "'base' included) in base_params = {{...}}, or use 'ir_softmax' to choose the "
-                                  "wrapped head")
+            raise HeadConfigError(f"head 'ir_{base}' fixes base={base!r} (the wrapped head), so 'base' is not a "
+                                  f"parameter here; set the {base} head's own parameters (SphereFace's "
+                                  "lambda-schedule 'base' included) in base_params = {...}, or use 'ir_softmax' "
+                                  "to choose the wrapped head")
         return ir_softmax(embedding_size, num_classes, base=base, momentum=momentum, base_params=base_params,
                           **flat)
 
