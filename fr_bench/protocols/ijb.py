@@ -161,9 +161,10 @@ class IJBVerification(IJBBase):
         result = ProtocolResult(protocol=self.name, metrics={}, conventions={
             **chosen, **self.pooling_conventions(pooling, chosen["flip"])})
         result.details["score"] = self.describe_score(chosen, "template features pooled from")
-        units = self.resampling_units()
+        units = self.resampling_units() if ci is not None else None  # else after the ROC: a lower memory peak
         score_verification(result, scores, self.labels, fars=fars, convention=tar_conv,
                            units=units, ci=ci, n_boot=n_boot, seed=seed)
+        units = units if units is not None else self.resampling_units()
         result.details["counts"].update({"images": len(self.meta.names), "templates": self.layout.n_templates,
                                          "pairs": len(self.labels)})
         extra = {"template_a": self.template_a.astype(np.int32, copy=False),  # int32 already for IJB's ids
