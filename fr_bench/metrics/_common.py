@@ -11,6 +11,14 @@ from typing import Any
 import numpy as np
 
 
+def resolve_convention(convention: str, known: Any, aliases: dict[str, str], what: str) -> str:
+    """The canonical name of ``convention`` among ``known`` (``aliases`` resolved); ``ValueError`` naming the choices."""
+    name = aliases.get(convention, convention)
+    if name not in known:
+        raise ValueError(f"unknown {what} convention {convention!r}; expected one of {sorted(known) + sorted(aliases)}")
+    return name
+
+
 def rate_fraction(rate: float) -> Fraction:
     """The rate as the decimal it prints as (``1e-3`` -> 1/1000 exactly, not its binary float)."""
     return Fraction(repr(float(rate)))

@@ -46,7 +46,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fr_bench.metrics._checks import check_scores_labels, is_torch, to_numpy
-from fr_bench.metrics._common import ToDict, allowed_count
+from fr_bench.metrics._common import ToDict, allowed_count, resolve_convention
 
 DEFAULT_FARS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
@@ -180,11 +180,7 @@ def area_under_curve(fps: np.ndarray, tps: np.ndarray) -> float:
 
 def canonical_tar_convention(convention: str) -> str:
     """The ``TAR_CONVENTIONS`` name of ``convention`` (aliases resolved); ``ValueError`` for an unknown one."""
-    name = TAR_ALIASES.get(convention, convention)
-    if name not in TAR_CONVENTIONS:
-        raise ValueError(f"unknown TAR convention {convention!r}; expected one of "
-                         f"{sorted(TAR_CONVENTIONS) + sorted(TAR_ALIASES)}")
-    return name
+    return resolve_convention(convention, TAR_CONVENTIONS, TAR_ALIASES, "TAR")
 
 
 def check_fars(fars: Sequence[float]) -> list[float]:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from fr_bench.metrics._checks import check_scores_labels
-from fr_bench.metrics._common import ToDict, contiguous_folds
+from fr_bench.metrics._common import ToDict, contiguous_folds, resolve_convention
 from fr_bench.metrics._kfold import GRID, best_cut, kfold_exact, kfold_grid, kfold_youden
 
 __all__ = ["DEFAULT_ACCURACY", "KFoldResult", "PAIR_ACCURACY_CONVENTIONS", "kfold_correct", "pair_accuracy"]
@@ -75,11 +75,7 @@ def summarise(acc: np.ndarray, thr: np.ndarray, train: np.ndarray, convention: s
 
 def canonical_accuracy_convention(convention: str) -> str:
     """The ``PAIR_ACCURACY_CONVENTIONS`` name of ``convention`` (aliases resolved); ``ValueError`` if unknown."""
-    name = ACCURACY_ALIASES.get(convention, convention)
-    if name not in PAIR_ACCURACY_CONVENTIONS:
-        raise ValueError(f"unknown accuracy convention {convention!r}; expected one of "
-                         f"{sorted(PAIR_ACCURACY_CONVENTIONS) + sorted(ACCURACY_ALIASES)}")
-    return name
+    return resolve_convention(convention, PAIR_ACCURACY_CONVENTIONS, ACCURACY_ALIASES, "accuracy")
 
 
 def pair_accuracy(scores: Any, labels: Any, *, convention: str = DEFAULT_ACCURACY, n_folds: int = 10) -> KFoldResult:
