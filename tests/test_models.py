@@ -210,6 +210,16 @@ def test_own_checkpoint_carries_arch_and_preprocessing(tmp_path, r18_small):
         load_model(path, arch="iresnet50")
 
 
+def test_a_trained_run_is_named_after_its_folder(tmp_path, r18_small):
+    """`frbench train` writes OUT/checkpoint.pt: two runs must not both be called "checkpoint" in results/."""
+    runs = [save_checkpoint(r18_small, tmp_path / run / "checkpoint.pt", "iresnet18", {"num_features": 64})
+            for run in ("arcface_r18", "cosface_r18")]
+    assert [load_model(str(p)).name for p in runs] == ["arcface_r18", "cosface_r18"]
+    other = save_checkpoint(r18_small, tmp_path / "x" / "best.pt", "iresnet18", {"num_features": 64})
+    assert load_model(str(other)).name == "best"
+    assert load_model(str(runs[0]), name="mine").name == "mine"
+
+
 def test_module_function_spec_and_user_preprocessing(tmp_path, monkeypatch):
     (tmp_path / "my_models.py").write_text(textwrap.dedent("""
         import torch

@@ -224,7 +224,9 @@ def _from_file(path: Path, arch: str | None, device: str, overrides: dict[str, A
         model, notes = _build_from_state(obj["state_dict"], obj["arch"], {**obj["arch_kwargs"], **kwargs}, str(path))
         prep = with_overrides(Preprocessing.from_dict(obj["preprocessing"], source="checkpoint"), **overrides)
         score = enable_score_rows(model)  # a model that brings its own score (GroupFace): rows for that score
-        embedder = TorchEmbedder(model, name=name or path.stem, format="fr_bench-checkpoint",
+        # `frbench train` writes OUT/checkpoint.pt: name it after its run folder, so two runs never share a name
+        default_name = path.parent.name if path.stem == "checkpoint" and path.parent.name else path.stem
+        embedder = TorchEmbedder(model, name=name or default_name, format="fr_bench-checkpoint",
                                  content_sha256=file_sha256(path), prep=prep, device=device, notes=notes,
                                  embedding_size=None if score else embedding_size or obj.get("embedding_size"))
         embedder.score = score

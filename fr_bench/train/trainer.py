@@ -23,6 +23,7 @@ the end). Training never imports protocols or the runner.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -323,7 +324,7 @@ def _loader(dataset: Any, transform: Any, keys: list[tuple[int, bool]], batch: i
             seed: int, dev: torch.device) -> Any:
     """An iterator over this rank's batches for ``keys``; its worker seeds come from ``seed``, not the global RNG."""
     return iter(DataLoader(_Items(dataset, transform), batch_size=batch, sampler=keys, collate_fn=_collate,
-                           num_workers=int(cfg["data"]["num_workers"]), drop_last=True, pin_memory=dev.type == "cuda",
+                           num_workers=min(int(cfg["data"]["num_workers"]), os.cpu_count() or 1), drop_last=True, pin_memory=dev.type == "cuda",
                            generator=torch.Generator().manual_seed(seed)))
 
 
