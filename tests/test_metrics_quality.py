@@ -1,0 +1,230 @@
+"""EDC (fr_bench.metrics.quality) against hand-worked cases and independent naive re-computations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from fr_bench.metrics.quality import edc, pair_quality
+
+
+# ---------------------------------------------------------------- independent references (written from the spec)
+def naive_threshold(scores, labels, error, rate):
+    """Brute force over every candidate threshold (each score and +inf): FNM: the highest one with
+    #mated(score < t) <= floor(rate * n_mated); FM: the lowest one with #non-mated(score >= t) <= floor(rate * n_nm)."""
+    cands = sorted(set(float(x) for x in scores)) + [math.inf]
+    mated = [x for x, l in zip(scores, labels) if l == 1]
+    non = [x for x, l in zip(scores, labels) if l == 0]
+    if error == "fnm":
+        k = round(rate * 10**9) * len(mated) // 10**9
+        ok = [t for t in cands if sum(x < t for x in mated) <= k]
+        return max(ok)
+    k = round(rate * 10**9) * len(non) // 10**9
+    ok = [t for t in cands if sum(x >= t for x in non) <= k]
+    return min(ok)
+
+
+def naive_iso(labels, scores, quality, error, rate):
+    """Recompute the error from scratch after discarding every quality value <= each distinct quality."""
+    t = naive_threshold(scores, labels, error, rate)
+    n = len(scores)
+    fr, er = [0.0], []
+    levels = sorted(set(quality))
+
+    def err(keep):
+        if error == "fnm":
+            cls = [scores[i] for i in keep if labels[i] == 1]
+            bad = [x for x in cls if x < t]
+        else:
+            cls = [scores[i] for i in keep if labels[i] == 0]
+            bad = [x for x in cls if x >= t]
+        return len(bad) / len(cls) if cls else math.nan
+
+    er.append(err(range(n)))
+    for v in levels:
+        keep = [i for i in range(n) if quality[i] > v]
+        fr.append((n - len(keep)) / n)
+        er.append(err(keep))
+    return t, np.array(fr), np.array(er)
+
+
+def naive_step_area(fr, er, limit):
+    area = 0.0
+    for j in range(len(fr)):
+        lo = fr[j]
+        hi = fr[j + 1] if j + 1 < len(fr) else math.inf
+        w = min(hi, limit) - lo
+        if w > 0:
+            area += er[j] * w
+    return area
+
+
+def naive_magface(labels, scores, quality):
+    n = len(scores)
+    order = sorted(range(n), key=lambda i: quality[i])  # Python sort is stable
+    out = []
+    for i in range(20):
+        u = i * 0.05
+        kept = order[int(u * n):]
+        neg = sorted(math.acos(max(-1.0, min(1.0, scores[j]))) / math.pi for j in kept if labels[j] == 0)
+        pos = [math.acos(max(-1.0, min(1.0, scores[j]))) / math.pi for j in kept if labels[j] == 1]
+        t = neg[(len(neg) - 1) // 10 // 10 // 10]
+        out.append(sum(d >= t for d in pos) / len(pos))
+    return np.array(out)
+
+
+def random_case(seed, n=300, n_q=25):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.4).astype(int)
+    s = np.round(np.clip(np.where(y == 1, 0.45, 0.05) + rng.normal(0, 0.2, n), -1, 1), 2)  # rounded: score ties
+    q = rng.integers(0, n_q, n).astype(float)  # quality ties
+    return y, s, q
+
+
+# ---------------------------------------------------------------- hand-worked cases
+def test_hand_worked_fnm_ties_in_quality():
+    # mated scores 0.1 .. 1.0 (10 pairs), 2 non-mated. rate 0.2 -> k = 2 -> threshold = 3rd smallest mated = 0.3,
+    # false non-matches: 0.1, 0.2 (score < 0.3; 0.3 itself is a match).
+    s = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 0.0, 0.05])
+    y = np.array([1] * 10 + [0, 0])
+    # qualities: pair 0.1 and 0.9 tie at the lowest value 1 -> discarded together; then the non-mated (q=2);
+    # then everyone else at 5.
+    q = np.array([1, 3, 5, 5, 5, 5, 5, 5, 1, 5, 2, 2], dtype=float)
+    r = edc(y, s, q, starting_error=0.2, discard_limit=0.5)
+    assert r.threshold == 0.3
+    np.testing.assert_allclose(r.discard_fractions, [0, 2 / 12, 4 / 12, 5 / 12, 1.0])
+    # after q<=1: mated left 8, errors left {0.2} -> 1/8; after q<=2: same 1/8; after q<=3: 0/7; all gone: NaN
+    np.testing.assert_allclose(r.errors[:4], [2 / 10, 1 / 8, 1 / 8, 0.0])
+    assert np.isnan(r.errors[4])
+    assert r.pauc == pytest.approx(0.2 * 2 / 12 + 1 / 8 * 2 / 12 + 1 / 8 * 1 / 12 + 0.0)
+
+
+def test_threshold_on_a_tie_fm():
+    # non-mated scores, 10 of them with a tie of three at 0.8; rate 0.1 -> k = 1 allowed false match.
+    # the 2nd largest non-mated score is 0.8 (tie), so the threshold must sit above 0.8: the smallest score of
+    # any pair above 0.8 is 0.85 (a mated one); FM count there is 1 (0.9).
+    s = np.array([0.9, 0.8, 0.8, 0.8, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0, 0.85, 0.95])
+    y = np.array([0] * 10 + [1, 1])
+    r = edc(y, s, np.arange(12.0), error="fm", starting_error=0.1)
+    assert r.threshold == 0.85
+    assert r.errors[0] == pytest.approx(1 / 10)
+    # FNM side: a threshold on a mated tie. mated 0.5 x3, 0.7, 0.9; rate 0.2 -> k = 1; 2nd smallest mated is 0.5,
+    # so threshold 0.5 and no false non-match (the tie is not split: all three 0.5 are matches).
+    s2 = np.array([0.5, 0.5, 0.5, 0.7, 0.9, 0.1])
+    y2 = np.array([1, 1, 1, 1, 1, 0])
+    r2 = edc(y2, s2, np.arange(6.0), starting_error=0.2)
+    assert r2.threshold == 0.5 and r2.errors[0] == 0.0
+
+
+def test_discard_removing_every_mated_pair_gives_nan():
+    s = np.array([0.2, 0.9, 0.1, 0.3, 0.4])
+    y = np.array([1, 1, 0, 0, 0])
+    q = np.array([0.0, 0.0, 1.0, 2.0, 3.0])  # both mated pairs share the lowest quality
+    r = edc(y, s, q, starting_error=0.5, discard_limit=0.5)
+    # k = floor(0.5 * 2) = 1 -> threshold = 2nd smallest mated = 0.9; 0.2 is a false non-match
+    assert r.threshold == 0.9
+    assert r.errors[0] == 0.5
+    assert np.isnan(r.errors[1:]).all()  # no mated pair left: FNMR undefined (NaN, not 0)
+    assert np.isnan(r.pauc)  # the limit 0.5 reaches past the step at 0.4 -> area undefined
+    assert edc(y, s, q, starting_error=0.5, discard_limit=0.4).pauc == pytest.approx(0.5 * 0.4)
+
+
+def test_theoretical_best_hand_worked():
+    # 4 mated (scores 0.1, 0.2, 0.8, 0.9) + 4 non-mated; rate 0.5 -> k = 2 -> threshold 0.8; E = 2 errors, N = 4.
+    s = np.array([0.1, 0.2, 0.8, 0.9, 0.0, 0.0, 0.0, 0.0])
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    q = np.array([5, 6, 1, 2, 3, 4, 7, 8], dtype=float)  # the worst possible ordering: good pairs removed first
+    r = edc(y, s, q, starting_error=0.5, discard_limit=0.5, relative_to_best=True)
+    # best: k=0: 2/4 on [0, 1/8); k=1: 1/3 on [1/8, 2/8); k>=2: 0
+    best = 2 / 4 * 1 / 8 + 1 / 3 * 1 / 8
+    assert r.pauc_best == pytest.approx(best)
+    # actual: 2/4 on [0,1/8), 2/3 on [1/8,2/8), 2/2 on [2/8, 4/8) (non-mated removed), then 1/1 ...
+    actual = 2 / 4 / 8 + 2 / 3 / 8 + 1.0 * 2 / 8
+    assert r.pauc == pytest.approx(actual)
+    assert r.pauc_relative == pytest.approx(actual - best)
+    np.testing.assert_allclose(r.best_errors[:4], [2 / 4, 1 / 3, 0, 0])
+    # quality that sorts the errors first reaches the best area exactly
+    r2 = edc(y, s, np.array([0, 1, 5, 6, 7, 8, 9, 10.0]), starting_error=0.5, discard_limit=0.5,
+             relative_to_best=True)
+    assert r2.pauc == pytest.approx(best) and r2.pauc_relative == pytest.approx(0.0)
+
+
+def naive_best_area(labels, scores, error, rate, limit):
+    t = naive_threshold(scores, labels, error, rate)
+    cls = [x for x, l in zip(scores, labels) if l == (1 if error == "fnm" else 0)]
+    bad = sum((x < t) if error == "fnm" else (x >= t) for x in cls)
+    n, area = len(scores), 0.0
+    for k in range(n):
+        e = (bad - k) / (len(cls) - k) if k < bad else 0.0
+        area += e * max(0.0, min((k + 1) / n, limit) - k / n)
+    return area
+
+
+# ---------------------------------------------------------------- independent re-computations
+@pytest.mark.parametrize("error,rate", [("fnm", 0.05), ("fnm", 0.3), ("fm", 1e-2), ("fm", 0.1)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_iso_matches_naive_loop(seed, error, rate):
+    y, s, q = random_case(seed)
+    r = edc(y, s, q, error=error, starting_error=rate, relative_to_best=True)
+    t, fr, er = naive_iso(list(y), list(s), list(q), error, rate)
+    assert r.threshold == t
+    np.testing.assert_allclose(r.discard_fractions, fr)
+    np.testing.assert_allclose(r.errors, er, equal_nan=True)
+    assert r.pauc == pytest.approx(naive_step_area(fr, er, 0.2))
+    assert r.pauc_best == pytest.approx(naive_best_area(list(y), list(s), error, rate, 0.2))
+    assert r.convention == "iso" and r.discard_fractions[0] == 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_magface_matches_naive_loop(seed):
+    y, s, q = random_case(seed, n=2500, n_q=40)
+    r = edc(y, s, q, convention="magface")
+    ref = naive_magface(list(y), list(s), list(q))
+    np.testing.assert_allclose(r.errors, ref)
+    assert r.convention == "magface" and r.errors.size == 20 and r.threshold.size == 20
+    np.testing.assert_allclose(r.discard_fractions, [int(i * 0.05 * 2500) / 2500 for i in range(20)])
+
+
+def test_magface_hand_worked_index():
+    # 1000 non-mated -> index 999 // 10 // 10 // 10 = 0: the smallest distance (0.2); a mated pair at exactly that
+    # distance is "not below" it, so a non-match; 0.1 and 0.19 are below (matches), 0.5 is not.
+    nm = np.cos(np.pi * np.linspace(0.2, 0.9, 1000))
+    m = np.cos(np.pi * np.array([0.1, 0.19, 0.2, 0.5]))
+    s, y = np.concatenate([m, nm]), np.array([1] * 4 + [0] * 1000)
+    r = edc(y, s, np.ones(s.size), convention="magface")
+    assert r.errors[0] == pytest.approx(2 / 4)  # equal distance is "not below": counted as a non-match
+
+
+def test_to_dict_and_pair_quality():
+    y, s, q = random_case(5, n=60)
+    d = edc(y, s, q).to_dict()
+    assert set(d) >= {"discard_fractions", "errors", "threshold", "pauc", "convention"}
+    assert d["errors"][-1] is None  # NaN -> None in JSON
+    a, b = np.array([0.2, 0.8, 0.5]), np.array([0.4, 0.1, 0.5])
+    np.testing.assert_allclose(pair_quality(a, b), [0.2, 0.1, 0.5])
+    np.testing.assert_allclose(pair_quality(a, b, how="mean"), [0.3, 0.45, 0.5])
+    np.testing.assert_allclose(pair_quality(a, b, how="product"), [0.08, 0.08, 0.25])
+    with pytest.raises(ValueError, match="unknown rule"):
+        pair_quality(a, b, how="max")
+    with pytest.raises(ValueError, match="differ in length"):
+        pair_quality(a, b[:2])
+
+
+def test_bad_input_rejected():
+    y, s, q = random_case(6, n=40)
+    with pytest.raises(ValueError, match="labels"):
+        edc(np.where(y == 1, 2, 0), s, q)
+    with pytest.raises(ValueError, match="differ in length"):
+        edc(y[:-1], s, q)
+    with pytest.raises(ValueError, match="pair_quality"):
+        edc(y, s, q[:-1])
+    with pytest.raises(ValueError, match="NaN"):
+        edc(y, s, np.where(np.arange(40) == 3, np.nan, q))
+    with pytest.raises(ValueError, match="convention"):
+        edc(y, s, q, convention="erc")
+    with pytest.raises(ValueError, match="magface"):
+        edc(y, s, q, convention="magface", error="fm")
+    with pytest.raises(ValueError, match="rate"):
+        edc(y, s, q, starting_error=1.5)
