@@ -61,7 +61,8 @@ def test_every_option_is_keyword_only(name, fn):
     data = {"scores", "labels", "scores_a", "scores_b", "unit_a", "unit_b", "weights", "probe", "probe_ids",
             "gallery", "gallery_ids", "galleries", "distractors", "genuine", "impostor", "emb_a", "emb_b",
             "far", "tar", "thresholds", "successes", "trials", "success", "units", "correct", "folds",
-            "correct_a", "correct_b", "search", "point", "replicates", "rate", "n", "n_units", "n_boot"}
+            "correct_a", "correct_b", "search", "point", "replicates", "rate", "n", "n_units", "n_boot",
+            "pair_quality", "q_a", "q_b", "labels_true", "labels_pred"}
     positional = [p.name for p in inspect.signature(fn).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     assert set(positional) <= data, f"{name}: options {sorted(set(positional) - data)} should be keyword-only"

@@ -8,7 +8,8 @@ every option is keyword-only. Every operating point (TAR@FAR, TPIR@FPIR, MegaFac
 
 Modules: ``verification`` (ROC, TAR@FAR, EER, AUC, reports), ``accuracy`` (pair accuracy), ``angular`` (MagFace),
 ``identification`` (CMC, open-set TPIR@FPIR), ``megaface`` (distractor rank-1 and TAR@FAR in one pass),
-``distributions``, ``uncertainty`` (bootstrap intervals and replicates for caller-drawn weights), ``compare``
+``distributions``, ``quality`` (EDC: error versus discard), ``clustering`` (pairwise, BCubed, NMI),
+``uncertainty`` (bootstrap intervals and replicates for caller-drawn weights), ``compare``
 (paired tests). Private: ``_roc`` (the ROC/count kernel), ``_kfold``, ``_pairs``, ``_replicates``, ``_nearest``
 (bootstrap kernels), ``_common``, ``_checks``.
 """
@@ -23,6 +24,7 @@ from fr_bench.metrics.accuracy import (
     pair_accuracy,
 )
 from fr_bench.metrics.angular import angular_heldout_scores, angular_kfold_accuracy, angular_scores
+from fr_bench.metrics.clustering import clustering_scores, pair_counts
 from fr_bench.metrics.compare import (
     McNemarResult,
     mcnemar,
@@ -47,6 +49,7 @@ from fr_bench.metrics.megaface import (
     distractor_rank1,
     distractor_verification,
 )
+from fr_bench.metrics.quality import EDC_CONVENTIONS, EDCResult, edc, pair_quality
 from fr_bench.metrics.uncertainty import (
     Interval,
     bootstrap_accuracy,
@@ -74,6 +77,8 @@ from fr_bench.metrics.verification import (
 )
 
 __all__ = [
+    "EDCResult",
+    "EDC_CONVENTIONS",
     "DEFAULT_ACCURACY",
     "DEFAULT_FARS",
     "DistractorResult",
@@ -98,6 +103,7 @@ __all__ = [
     "bootstrap_rate",
     "bootstrap_tar_at_far",
     "bootstrap_tpir_at_fpir",
+    "clustering_scores",
     "cmc",
     "distractor_metrics",
     "distractor_rank1",
@@ -105,6 +111,7 @@ __all__ = [
     "distribution_overlap",
     "downsample_roc",
     "draw_unit_weights",
+    "edc",
     "eer",
     "ijb_1n_merged",
     "ijb_1n_nist",
@@ -117,6 +124,8 @@ __all__ = [
     "paired_accuracy_difference",
     "paired_bootstrap_difference",
     "per_unit_counts",
+    "pair_counts",
+    "pair_quality",
     "percentile_interval",
     "rate_replicates",
     "roc",

@@ -55,7 +55,7 @@ class EDCResult(ToDict):
     best_errors: np.ndarray | None = None
 
 
-def pair_quality(q_a: Any, q_b: Any, how: str = "min") -> np.ndarray:
+def pair_quality(q_a: Any, q_b: Any, *, how: str = "min") -> np.ndarray:
     """Pairwise quality from the two samples' qualities: ``"min"`` (default: the weaker sample limits the
     comparison), ``"mean"`` or ``"product"``. Float64 array; ``ValueError`` on a length mismatch or NaN/inf."""
     a = to_numpy(q_a, "q_a").astype(np.float64).ravel()
