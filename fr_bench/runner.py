@@ -104,6 +104,11 @@ class Prepared:
     flip: str  # the flip convention the embeddings were extracted with (see fr_bench.models.base.FLIP_MODES)
     data: dict[str, Any]  # provenance fingerprint of the protocol's files
     extract_options: dict[str, Any] = field(default_factory=dict, repr=False)
+    name: str = ""  # the protocol name it was loaded under
+    root: str | Path | None = None
+    protocol_options: dict[str, Any] = field(default_factory=dict)
+    scores_dir: str | Path | None = None  # where per-pair score files go (the cache folder, even with no cache)
+    seconds: float = 0.0  # wall time of loading + extraction
 
     def embeddings_for(self, flip: bool | str) -> Any:
         """The embeddings under the flip convention ``flip`` (extracted through the cache when it is enabled)."""
@@ -140,6 +145,7 @@ def prepare(
     The flip convention is :func:`decide_flip` of ``flip`` and ``conventions``; ``batch_size`` None picks the
     device's default (:func:`fr_bench.extract.default_batch_size`).
     """
+    t0 = time.perf_counter()
     proto = load_protocol(protocol, root, **dict(protocol_options or {}))
     data = provenance.protocol_fingerprint(list(proto.data_files), root=root)
     device = device or default_device()
@@ -159,7 +165,9 @@ def prepare(
         "data_fingerprint": data["combined"],
     }
     emb = _extract.extract(proto.images, embedder, flip=flip_used, **options)
-    return Prepared(proto, embedder, emb, flip_used, data, options)
+    return Prepared(proto, embedder, emb, flip_used, data, options, name=str(protocol), root=root,
+                    protocol_options=dict(protocol_options or {}),
+                    scores_dir=cache_dir or _extract.default_cache_dir(), seconds=time.perf_counter() - t0)
 
 
 def evaluate_model(
@@ -180,10 +188,27 @@ def evaluate_model(
     The per-pair (per-search) scores go to an HDF5 file in the cache folder, keyed by model fingerprint, protocol,
     data hash and conventions, and the result records where: ``frbench compare`` reads them for paired statistics.
     """
-    t0 = time.perf_counter()
     prep = prepare(model, protocol, root, conventions=conventions, **prepare_kwargs)
+    return evaluate_prepared(prep, out=out, conventions=conventions, ci=ci, n_boot=n_boot, seed=seed, name=name,
+                             model_spec=str(model))
+
+
+def evaluate_prepared(
+    prep: Prepared,
+    *,
+    out: str | Path | None = None,
+    conventions: Mapping[str, str] | None = None,
+    ci: float | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    name: str | None = None,
+    model_spec: str = "",
+) -> Evaluation:
+    """The second half of :func:`evaluate_model`: evaluate a :class:`Prepared` protocol (embeddings in hand) and
+    build (and, with ``out``, write) its record. Suites call it once per member after sharing extractions."""
+    t0 = time.perf_counter()
+    protocol, root = prep.name, prep.root
     proto, embedder, emb, flip_used, fingerprint = prep.protocol, prep.embedder, prep.embeddings, prep.flip, prep.data
-    t_extract = time.perf_counter()
     declared = getattr(embedder, "score", None)  # a model's own score (GroupFace) is its default convention
     conventions, score_flag = model_conventions(conventions, declared, proto.conventions.get("score", []))
     layout, norms = model_layout(embedder, emb, flip_used)
@@ -212,15 +237,14 @@ def evaluate_model(
             # the embeddings' identity (autocast, alignment recipe, ...) and the load options (e.g. the folder
             # protocol's seed) change the scores too: another run must not overwrite this run's file
             "embeddings": emb.fingerprint,
-            "options": {k: str(v) for k, v in sorted((prepare_kwargs.get("protocol_options") or {}).items())},
+            "options": {k: str(v) for k, v in sorted(prep.protocol_options.items())},
         }
-        cache_dir = prepare_kwargs.get("cache_dir") or _extract.default_cache_dir()
-        scores_file = str(save_scores(cache_dir, key, result.scores))
+        scores_file = str(save_scores(prep.scores_dir or _extract.default_cache_dir(), key, result.scores))
 
     record = results.StoredResult(
         model={
             "name": name or embedder.name,
-            "spec": str(model),
+            "spec": model_spec or str(getattr(embedder, "name", "")),
             "format": embedder.format,
             "fingerprint": embedder.fingerprint,
             "preprocessing": dict(embedder.preprocessing),
@@ -231,7 +255,7 @@ def evaluate_model(
             "name": protocol,
             "display_name": spec.get("display_name", protocol),
             "root": None if root is None else str(root),
-            "options": {k: str(v) for k, v in (prepare_kwargs.get("protocol_options") or {}).items()},
+            "options": {k: str(v) for k, v in prep.protocol_options.items()},
             "data": data,
         },
         result=result,
@@ -241,16 +265,16 @@ def evaluate_model(
             "batch_size": int(emb.batch_size),
             "flip": flip_used,
             "feature_size": int(emb.features.shape[1]),
-            "amp": prepare_kwargs.get("amp", True),
+            "amp": prep.extract_options.get("amp", True),
             "images": int(emb.features.shape[0]),
-            "seconds": float(emb.timings.get("seconds", t_extract - t0)),
+            "seconds": float(emb.timings.get("seconds", prep.seconds)),
             "images_per_s": float(emb.timings.get("images_per_s", float("nan"))),
             "from_cache": bool(emb.from_cache),
             "n_skipped": int(emb.n_skipped),
             "skipped": [[str(x) for x in s] for s in emb.skipped],
             "environment": {"python": platform.python_version(), "machine": platform.machine()},
         },
-        timings={"extract": t_extract - t0, "evaluate": t_eval - t_extract, "total": time.perf_counter() - t0},
+        timings={"extract": prep.seconds, "evaluate": t_eval - t0, "total": prep.seconds + time.perf_counter() - t0},
         scores_file=scores_file,
     )
     path = results.write_result(out, record) if out is not None and is_main_process() else None
