@@ -371,21 +371,25 @@ def leaderboard(results_dir, fmt, write) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------- plot
-@main.command(short_help="ROC or DET curves of several models, or score distributions.")
-@click.argument("kind", type=click.Choice(["roc", "det", "dist"]))
+@main.command(short_help="ROC, DET or EDC curves of several models, or score distributions.")
+@click.argument("kind", type=click.Choice(["roc", "det", "dist", "edc"]))
 @click.argument("sources", nargs=-1, type=click.Path(exists=True))
 @click.option("--protocol", "-p", required=True, help="Protocol whose results to plot.")
 @click.option("--out", "-o", type=click.Path(), default=None,
               help="Output file (.png or .pdf); default results/plots/<protocol>_<kind>.png.")
-def plot(kind, sources, protocol, out) -> None:
-    """Plot ROC or DET curves of several models on one protocol, or a model's score distributions.
+@click.option("--error", type=click.Choice(["fnm", "fm"]), default="fnm", show_default=True,
+              help="edc: which error the EDC shows (FNMR or FMR against the fraction of pairs discarded).")
+def plot(kind, sources, protocol, out, error) -> None:
+    """Plot ROC, DET or EDC curves of several models on one protocol, or a model's score distributions.
 
-    SOURCES are result files or results folders (default: results/).
+    SOURCES are result files or results folders (default: results/). EDC: one step curve per stored result (each
+    model and quality source), its theoretical best dashed, the discard limit marked.
 
     \b
     Examples:
       frbench plot roc -p ijbc results/
       frbench plot dist -p demo results/sface/demo.json -o demo_dist.pdf
+      frbench plot edc -p demo results/ --error fnm
     """
     from fr_bench.report import plots
     from fr_bench.results import load_results, read_result
@@ -398,7 +402,11 @@ def plot(kind, sources, protocol, out) -> None:
     if not records:
         raise click.ClickException(f"no results for protocol {protocol!r} in {', '.join(sources) or DEFAULT_RESULTS}")
     out_path = Path(out) if out else Path(DEFAULT_RESULTS) / "plots" / f"{protocol}_{kind}.png"
-    if kind == "roc":
+    if kind == "edc":
+        from fr_bench.report.quality_plots import plot_edc
+
+        written = plot_edc(records, protocol, out_path, error=error)
+    elif kind == "roc":
         written = plots.plot_roc(records, protocol, out_path)
     elif kind == "det":
         written = plots.plot_det(records, protocol, out_path)
