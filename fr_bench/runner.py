@@ -27,6 +27,7 @@ from fr_bench.metrics import names as metric_names
 from fr_bench.models import load_model
 from fr_bench.models.base import FLIP_MODES, flip_mode
 from fr_bench.protocols import Protocol, ProtocolResult, load_protocol, load_spec
+from fr_bench.protocols import quality as _quality
 from fr_bench.results import save_scores
 from fr_bench.similarity import FeatureLayout, model_conventions, score_applies, use_layout
 
@@ -181,16 +182,20 @@ def evaluate_model(
     n_boot: int = 1000,
     seed: int = 0,
     name: str | None = None,
+    quality: str | None = None,
+    quality_how: str = "min",
     **prepare_kwargs: Any,
 ) -> Evaluation:
     """Run ``model`` on ``protocol`` and return the :class:`Evaluation`; write the result file when ``out`` is set.
 
     The per-pair (per-search) scores go to an HDF5 file in the cache folder, keyed by model fingerprint, protocol,
     data hash and conventions, and the result records where: ``frbench compare`` reads them for paired statistics.
+    ``quality`` (a source of :mod:`fr_bench.protocols.quality`: "norm", "detector" or a CSV path) adds the EDC of
+    the 1:1 pairs, their pairwise quality made by ``quality_how`` ("min", "mean", "product").
     """
     prep = prepare(model, protocol, root, conventions=conventions, **prepare_kwargs)
     return evaluate_prepared(prep, out=out, conventions=conventions, ci=ci, n_boot=n_boot, seed=seed, name=name,
-                             model_spec=str(model))
+                             model_spec=str(model), quality=quality, quality_how=quality_how)
 
 
 def evaluate_prepared(
@@ -203,18 +208,27 @@ def evaluate_prepared(
     seed: int = 0,
     name: str | None = None,
     model_spec: str = "",
+    quality: str | None = None,
+    quality_how: str = "min",
 ) -> Evaluation:
     """The second half of :func:`evaluate_model`: evaluate a :class:`Prepared` protocol (embeddings in hand) and
-    build (and, with ``out``, write) its record. Suites call it once per member after sharing extractions."""
+    build (and, with ``out``, write) its record. Suites call it once per member after sharing extractions.
+    ``quality``/``quality_how``: the EDC of :func:`evaluate_model` (the source checked before evaluating)."""
     t0 = time.perf_counter()
     protocol, root = prep.name, prep.root
     proto, embedder, emb, flip_used, fingerprint = prep.protocol, prep.embedder, prep.embeddings, prep.flip, prep.data
     declared = getattr(embedder, "score", None)  # a model's own score (GroupFace) is its default convention
     conventions, score_flag = model_conventions(conventions, declared, proto.conventions.get("score", []))
     layout, norms = model_layout(embedder, emb, flip_used)
+    plan = None
+    if quality is not None:
+        skipped = ~np.isfinite(emb.features).all(axis=1)
+        plan = _quality.plan_quality(proto, str(quality), norms, how=quality_how, skipped=skipped)
     with use_layout(layout):
         result = proto.evaluate(emb.features, norms, conventions=protocol_conventions(proto, conventions, flip_used),
                                 ci=ci, n_boot=n_boot, seed=seed)
+    if plan is not None:
+        _quality.attach_edc(result, plan)
     result.flags.extend([score_flag] if score_flag else [])
     result.conventions["flip"] = flip_used  # the runner decided it: the record never says "sum" after "none"
     t_eval = time.perf_counter()

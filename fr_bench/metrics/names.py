@@ -14,6 +14,8 @@ base                       meaning                                           rat
 ``tpir@fpir=<f>``          open-set TPIR at an FPIR target (NIST 1:N)        yes
 ``merged_rate@far=<f>``    the merged-galleries 1:N shortcut's rate          yes
 ``xnorm``                  mean L2 norm of the embeddings                    no
+``edc_fnm_pauc``           pAUC of the ISO FNM-EDC (quality, to 20% discard) no
+``edc_fm_pauc``            pAUC of the ISO FM-EDC (quality, to 20% discard)  no
 =========================  ================================================  ===========
 
 Rates are stored as fractions and shown in percent. Targets are written by :func:`far_name` (``1e-4``, ``5e-3``,
@@ -51,6 +53,8 @@ PLAIN_NAMES: dict[str, bool] = {
     "eer": True,
     "auc": True,
     "xnorm": False,
+    "edc_fnm_pauc": False,
+    "edc_fm_pauc": False,
 }
 
 #: Bases with an operating-point target (``<kind>=<target>``), in table order; all are rates.
@@ -61,7 +65,7 @@ _AT = re.compile(rf"^(?P<kind>{'|'.join(re.escape(k) for k in AT_KINDS)})=(?P<ta
 _RANK = re.compile(r"^rank(?P<k>[1-9]\d*)$")
 #: Position of each kind in tables: accuracy first, then TAR, EER/AUC, identification, the rest.
 _ORDER = ("accuracy", "accuracy_std", "accuracy_sem", "tar@far", "eer", "auc", "rank", "tpir@fpir",
-          "merged_rate@far", "xnorm")
+          "merged_rate@far", "xnorm", "edc_fnm_pauc", "edc_fm_pauc")
 
 
 @dataclass(frozen=True)

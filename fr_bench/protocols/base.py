@@ -256,6 +256,14 @@ class Protocol(ABC):
         level (e.g. 0.95) for bootstrap intervals, or None.
         """
 
+    def pair_qualities(self, image_quality: np.ndarray, *, how: str = "min",
+                       skipped: np.ndarray | None = None) -> np.ndarray | None:
+        """One pairwise quality per entry of ``result.scores.pairs`` (same order) from one quality per image of
+        :attr:`images`, combined by :func:`fr_bench.metrics.pair_quality` (``how``); ``skipped`` marks images the
+        extractor could not embed (protocols that drop their pairs drop them here too). ``None``: this protocol has
+        no 1:1 verification pairs (the default; verification protocols override it)."""
+        return None
+
     def check_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
         """Validate the embedding matrix against the image list; returns it as a float32 2-D array."""
         emb = np.asarray(embeddings)

@@ -139,6 +139,19 @@ class IJBVerification(IJBBase):
             f"{int(missing.sum()):,} pairs involve templates absent from the 1:N CSVs: each such template is "
             "resampled as its own unit"))
 
+    def pair_qualities(self, image_quality: np.ndarray, *, how: str = "min",
+                       skipped: np.ndarray | None = None) -> np.ndarray:
+        """Pairwise quality of each template pair, in the pair file's order: a template's quality is the plain mean
+        of its images' qualities (our choice: no IJB release defines template quality; media are not weighted),
+        then the two templates' qualities are combined by ``how`` (IJB needs every image: ``skipped`` is unused)."""
+        from fr_bench.metrics import pair_quality
+
+        q = np.asarray(image_quality, dtype=np.float64).reshape(-1)
+        per = self.layout.image_template
+        n_t = self.layout.n_templates
+        template_q = np.bincount(per, weights=q, minlength=n_t) / np.bincount(per, minlength=n_t)
+        return pair_quality(template_q[self.row_a], template_q[self.row_b], how=how)
+
     def evaluate(self, embeddings: np.ndarray, norms: np.ndarray | None = None, *,
                  conventions: Mapping[str, str] | None = None, ci: float | None = None, n_boot: int = 1000,
                  seed: int = 0) -> ProtocolResult:

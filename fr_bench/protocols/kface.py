@@ -116,6 +116,17 @@ class KFace(Protocol):
         return {**self.spec_defaults({"tar": TAR_CONVENTIONS, "accuracy": ACCURACY_CONVENTIONS}),
                 **self.shared_conventions()}
 
+    def pair_qualities(self, image_quality: np.ndarray, *, how: str = "min",
+                       skipped: np.ndarray | None = None) -> np.ndarray:
+        """Pairwise quality (the two images' qualities by ``how``) of the selected lists concatenated in order, as
+        ``result.scores.pairs`` holds them (K-FACE needs every image: ``skipped`` changes nothing)."""
+        from fr_bench.metrics import pair_quality
+
+        q = np.asarray(image_quality, dtype=np.float64).reshape(-1)
+        ra = np.concatenate([self.rows[name][0] for name in self.lists])
+        rb = np.concatenate([self.rows[name][1] for name in self.lists])
+        return pair_quality(q[ra], q[rb], how=how)
+
     def evaluate(self, embeddings: np.ndarray, norms: np.ndarray | None = None, *,
                  conventions: Mapping[str, str] | None = None, ci: float | None = None, n_boot: int = 1000,
                  seed: int = 0) -> ProtocolResult:

@@ -210,6 +210,18 @@ class PairProtocol(Protocol):
             return Units.per_pair(len(self.labels))
         return Units.from_values(self.identities[self.pairs[:, 0]], self.identities[self.pairs[:, 1]], "subject")
 
+    def pair_qualities(self, image_quality: np.ndarray, *, how: str = "min",
+                       skipped: np.ndarray | None = None) -> np.ndarray:
+        """Pairwise quality of each scored pair (its two images' qualities by ``how``): the pairs of
+        ``result.scores.pairs``, i.e. less those using a ``skipped`` image, as :meth:`evaluate` drops them."""
+        from fr_bench.metrics import pair_quality
+
+        q = np.asarray(image_quality, dtype=np.float64).reshape(-1)
+        pairs = self.pairs
+        if skipped is not None and skipped.size == len(self.images) and skipped.any():
+            pairs = pairs[~skipped[pairs].any(axis=1)]
+        return pair_quality(q[pairs[:, 0]], q[pairs[:, 1]], how=how)
+
     def _without_images(self, skipped: np.ndarray) -> PairProtocol:
         """This protocol less every pair that uses a skipped image (rows the extractor could not embed), flagged.
 
