@@ -137,6 +137,8 @@ def prepare(
     progress: bool = True,
     protocol_options: Mapping[str, Any] | None = None,
     model_options: Mapping[str, Any] | None = None,
+    loaded_protocol: Protocol | None = None,
+    embedder: Any = None,
 ):
     """Load the protocol and the model and extract (or read from the cache) the embeddings.
 
@@ -144,16 +146,19 @@ def prepare(
     image keys are paths relative to the root, so another copy of the data under another root (other crops, same
     file names) is never served the first copy's rows. The conventions table reuses the cached embeddings.
     The flip convention is :func:`decide_flip` of ``flip`` and ``conventions``; ``batch_size`` None picks the
-    device's default (:func:`fr_bench.extract.default_batch_size`).
+    device's default (:func:`fr_bench.extract.default_batch_size`). A suite passes ``loaded_protocol`` (``protocol``
+    loaded with ``protocol_options`` under ``root``, as its preflight did) and ``embedder`` (``model`` loaded once,
+    on ``device``) so neither is loaded again.
     """
     t0 = time.perf_counter()
-    proto = load_protocol(protocol, root, **dict(protocol_options or {}))
+    proto = loaded_protocol or load_protocol(protocol, root, **dict(protocol_options or {}))
     data = provenance.protocol_fingerprint(list(proto.data_files), root=root)
-    device = device or default_device()
+    device = device or (str(embedder.requested_device) if embedder is not None else default_device())
     reserved = sorted(set(model_options or {}) & {"arch", "device"})
     if reserved:
         raise ValueError(f"model option {reserved[0]!r}: give it as --{reserved[0]} (arch=/device= in Python)")
-    embedder = load_model(model, arch=arch, device=device, **dict(model_options or {}))
+    if embedder is None:
+        embedder = load_model(model, arch=arch, device=device, **dict(model_options or {}))
     flip_used = decide_flip(proto, flip, conventions)
     options = {
         "batch_size": batch_size,
