@@ -5,6 +5,8 @@
 * :mod:`fr_bench.suites.preflight`: everything wrong with a root, a model and an output folder, reported at once.
 """
 
+from fr_bench.suites.discover import Discovery, Found, discover, discover_all
+from fr_bench.suites.preflight import Preflight, image_set_id, preflight
 from fr_bench.suites.spec import (
     Member,
     Suite,
@@ -16,5 +18,6 @@ from fr_bench.suites.spec import (
     suite_from_protocols,
 )
 
-__all__ = ["Member", "Suite", "SuiteError", "default_candidates", "list_suites", "load_suite",
-           "parse_protocols_arg", "suite_from_protocols"]
+__all__ = ["Discovery", "Found", "Member", "Preflight", "Suite", "SuiteError", "default_candidates", "discover",
+           "discover_all", "image_set_id", "list_suites", "load_suite", "parse_protocols_arg", "preflight",
+           "suite_from_protocols"]
