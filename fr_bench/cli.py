@@ -117,7 +117,9 @@ _MODEL_HELP = (
 def _model_options(f):
     options = [
         click.option("--model", "-m", "model", required=True, help=_MODEL_HELP),
-        click.option("--protocol", "-p", required=True, help="Protocol name (see `frbench protocols`)."),
+        click.option("--protocol", "-p", required=True,
+                     help="Protocol name (see `frbench protocols`); evaluate also takes a list 'lfw,cfp_fp' or "
+                          "'suite:NAME'."),
         click.option("--root", "-r", type=click.Path(exists=True), default=None,
                      help="Folder (or .bin pack) holding the benchmark files; not needed for 'demo'."),
         click.option("--arch", default=None, help="Backbone of a plain state dict, e.g. iresnet100, mobilefacenet."),
@@ -142,6 +144,18 @@ def _model_options(f):
     for opt in reversed(options):
         f = opt(f)
     return f
+
+
+class _QualityOption(click.Option):
+    """``--quality``: its help is fr_bench.protocols.quality.QUALITY_HELP, read only when help is shown (importing
+    the protocols at start-up would slow every command)."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        if not self.help:
+            from fr_bench.protocols.quality import QUALITY_HELP
+
+            self.help = QUALITY_HELP[:1].upper() + QUALITY_HELP[1:] + "."
+        return super().get_help_record(ctx)
 
 
 def _prepare_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
@@ -173,8 +187,14 @@ def _prepare_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--n-boot", default=1000, show_default=True, type=int, help="Bootstrap replicates for --ci.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Bootstrap seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result record as JSON on stdout.")
-def evaluate(out, name, convention, ci, n_boot, seed, as_json, model, protocol, root, **kw) -> None:
-    """Evaluate MODEL on PROTOCOL and store the result.
+@click.option("--allow-missing", is_flag=True,
+              help="Suites: run the members found under ROOT and list the others as skipped (default: stop).")
+@click.option("--quality", default=None, metavar="SOURCE", cls=_QualityOption)
+@click.option("--quality-pair", "quality_how", type=click.Choice(["min", "mean", "product"]), default="min",
+              show_default=True, help="How --quality makes a pair's quality from its two images'.")
+def evaluate(out, name, convention, ci, n_boot, seed, as_json, allow_missing, quality, quality_how, model, protocol,
+             root, **kw) -> None:
+    """Evaluate MODEL on PROTOCOL (one protocol, a list, or a suite) and store the result.
 
     \b
     Prints the protocol's official table (each number with its convention, realised operating point and, with
@@ -186,13 +206,31 @@ def evaluate(out, name, convention, ci, n_boot, seed, as_json, model, protocol, 
       frbench evaluate --model sface --protocol demo
       frbench evaluate -m ckpt.pth --arch iresnet50 -p lfw -r /data/faces_emore/lfw.bin --ci
       frbench evaluate -m model.onnx -p ijbc -r /data/IJB_release/IJBC -c tar=strict
+    \b
+    Several protocols in one run (ROOT holds lfw.bin, cfp_fp.bin, ... or IJBB/, IJBC/; see protocols/suites/):
+      frbench evaluate -m ckpt.pth --arch iresnet50 -p lfw,cfp_fp,agedb_30 -r /data/faces_emore
+      frbench evaluate -m ckpt.pth --arch iresnet50 -p suite:quick -r /data/faces_emore --allow-missing
+      frbench evaluate -m sface -p suite:demo
+    A suite is checked first (every member found and complete, the model's input contract, OUT writable) and
+    stops before any extraction listing everything wrong; each distinct image set is embedded once; one result
+    file per protocol plus OUT/<model-name>/suite-<suite>.json tie the run together; one combined table.
     """
     from fr_bench.runner import evaluate_model, is_main_process
+    from fr_bench.suites.spec import parse_protocols_arg
 
     out_dir = check_out_dir(out)
+    conventions = _parse_pairs(convention, "--convention") or None
+    suite = parse_protocols_arg(protocol)
+    if suite is not None:
+        from fr_bench.cli_suite import evaluate_suite
+
+        evaluate_suite(model, suite, root, out_dir, name=name, conventions=conventions, ci=ci, n_boot=n_boot,
+                       seed=seed, as_json=as_json, allow_missing=allow_missing, quality=quality,
+                       quality_how=quality_how, prepare_kwargs=_prepare_kwargs(kw))
+        return
     ev = evaluate_model(
-        model, protocol, root, out=None, name=name, conventions=_parse_pairs(convention, "--convention") or None,
-        ci=ci, n_boot=n_boot, seed=seed, **_prepare_kwargs(kw),
+        model, protocol, root, out=None, name=name, conventions=conventions,
+        ci=ci, n_boot=n_boot, seed=seed, quality=quality, quality_how=quality_how, **_prepare_kwargs(kw),
     )
     if not is_main_process():
         return
