@@ -1,11 +1,14 @@
 """``frbench train`` and ``frbench study``: training recipes and the all-recipes study, wired to evaluation.
 
 Training (:mod:`fr_bench.train`) never imports protocols or the runner; this module connects them: the validation
-callback of ``train`` and the evaluation of every study checkpoint run :func:`fr_bench.runner.evaluate_model`.
+callbacks of ``train`` (one protocol: :func:`fr_bench.runner.evaluate_model`; a suite or a list of protocols:
+:func:`fr_bench.suites.run.run_suite`, the paths ``frbench evaluate`` takes) and the evaluation of every study
+checkpoint.
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,8 +16,8 @@ from typing import Any
 import click
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
-#: Metrics a validation row records (when the protocol reports them).
-_VAL_METRICS = ("accuracy", "eer", "tar@far=1e-3", "auc")
+#: Headline metrics a validation row records as ``val_<protocol>_<metric>`` (those the protocol reports).
+VAL_METRICS = ("accuracy", "tar@far=1e-4", "tar@far=1e-3", "eer", "auc", "rank1")
 
 
 def evaluate(model: Any, protocol: str, root: str | Path | None = None, *, out: str | Path | None = None,
@@ -28,6 +31,21 @@ def evaluate(model: Any, protocol: str, root: str | Path | None = None, *, out: 
                           conventions=conventions)
 
 
+def exported(model: Any, input_size: int) -> tuple[Any, dict[str, Any]]:
+    """The network as its checkpoint would be evaluated: the module and its input contract as model options."""
+    from fr_bench.train.export import for_evaluation
+
+    module, prep = for_evaluation(model, input_size)
+    return module, {"input_size": list(prep.input_size), "mean": list(prep.mean), "std": list(prep.std),
+                    "channel_order": prep.channel_order}
+
+
+def headline(protocol: str, metrics: Mapping[str, Any]) -> dict[str, float]:
+    """``val_<protocol>_<metric>`` for each of :data:`VAL_METRICS` that ``metrics`` holds as a number."""
+    return {f"val_{protocol}_{k}": float(metrics[k]) for k in VAL_METRICS
+            if isinstance(metrics.get(k), numbers.Real) and not isinstance(metrics.get(k), bool)}
+
+
 class ProtocolValidation:
     """Training callback: the network evaluated on a protocol (as its checkpoint would be) -> ``val_*`` metrics."""
 
@@ -35,14 +53,73 @@ class ProtocolValidation:
         self.protocol, self.root, self.input_size, self.device = protocol, root, input_size, device
 
     def on_validate(self, step: int, model: Any) -> dict[str, float]:
-        from fr_bench.train.export import for_evaluation
-
-        module, prep = for_evaluation(model, self.input_size)
-        contract = {"input_size": list(prep.input_size), "mean": list(prep.mean), "std": list(prep.std),
-                    "channel_order": prep.channel_order}
+        module, contract = exported(model, self.input_size)
         ev = evaluate(module, self.protocol, self.root, name=f"step{step}", device=self.device, model_options=contract)
-        metrics = ev.result.metrics
-        return {f"val_{self.protocol}_{k}": float(metrics[k]) for k in _VAL_METRICS if k in metrics}
+        return headline(self.protocol, ev.result.metrics)
+
+
+class SuiteValidation:
+    """Training callback: the network evaluated on a suite (``run_suite``, as ``frbench evaluate -p suite:NAME``).
+
+    Returns :func:`headline` of every member plus ``val_<suite>_mean_accuracy``, the plain mean of ``accuracy``
+    over the members that report one (none: no mean). Members skipped (``allow_missing``) are said once.
+    """
+
+    def __init__(self, suite: Any, root: str | None, input_size: int, device: str | None = None, *,
+                 allow_missing: bool = False, echo: Any = None) -> None:
+        self.suite, self.root, self.input_size, self.device = suite, root, input_size, device
+        self.allow_missing, self.echo, self._told = allow_missing, echo, False
+
+    @property
+    def name(self) -> str:
+        """The suite's name in metric names (``suite`` when it has none, e.g. a list of protocols)."""
+        name = str(getattr(self.suite, "name", "") or "")
+        return name if name.replace("_", "").isalnum() else "suite"
+
+    def on_validate(self, step: int, model: Any) -> dict[str, float]:
+        from fr_bench.suites.run import run_suite
+
+        module, contract = exported(model, self.input_size)
+        run = run_suite(module, self.suite, self.root, name=f"step{step}", allow_missing=self.allow_missing,
+                        device=self.device, model_options=contract, use_cache=False, progress=False)
+        out: dict[str, float] = {}
+        accuracies = []
+        for protocol, ev in run.evaluations.items():
+            metrics = headline(protocol, ev.result.metrics)
+            out.update(metrics)
+            if f"val_{protocol}_accuracy" in metrics:
+                accuracies.append(metrics[f"val_{protocol}_accuracy"])
+        if accuracies:
+            out[f"val_{self.name}_mean_accuracy"] = float(sum(accuracies) / len(accuracies))
+        skipped = getattr(run, "skipped", None) or {}
+        if skipped and not self._told:
+            self._told = True
+            said = [f"{k} ({v})" for k, v in skipped.items()] if isinstance(skipped, Mapping) else map(str, skipped)
+            if self.echo is not None and _main_rank():
+                self.echo(f"validation on {self.name}: skipped {', '.join(said)}")
+        return out
+
+
+def _main_rank() -> bool:
+    import torch.distributed as dist
+
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def validation_callback(spec: str, root: str | None, input_size: int, device: str | None = None, *,
+                        allow_missing: bool = False, echo: Any = None) -> Any:
+    """The callback of ``--val SPEC``: ``suite:NAME`` or ``a,b,c`` -> :class:`SuiteValidation`, one protocol ->
+    :class:`ProtocolValidation` (``frbench evaluate``'s one-protocol path)."""
+    spec = spec.strip()
+    if spec.startswith("suite:") or "," in spec:
+        from fr_bench.suites import parse_protocols_arg
+
+        suite = parse_protocols_arg(spec)
+        if suite is not None:
+            return SuiteValidation(suite, root, input_size, device, allow_missing=allow_missing, echo=echo)
+    if not spec:
+        raise ValueError("--val: empty; give suite:NAME, a comma list of protocols or one protocol")
+    return ProtocolValidation(spec, root, input_size, device)
 
 
 @click.command("train", context_settings=_CONTEXT)
@@ -56,11 +133,23 @@ class ProtocolValidation:
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available). Under torchrun each "
               "rank takes cuda:<LOCAL_RANK>.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its training state, to the same step.")
+@click.option("--val", "val", default=None, metavar="SPEC",
+              help="Validate every run.validate_every steps and at the end, as `frbench evaluate -p SPEC` would: "
+                   "suite:NAME, a comma list of protocols or one protocol; val_<protocol>_<metric> columns "
+                   "(and val_<suite>_mean_accuracy) go to log.csv.")
+@click.option("--val-root", default=None, type=click.Path(), help="Data root of --val (the folder of the suite's "
+              "packs, or the protocol's root).")
+@click.option("--val-every", type=int, default=None, help="Validate every N steps (sets run.validate_every).")
+@click.option("--val-allow-missing", is_flag=True, help="Validate on the suite members found; say which are "
+              "skipped.")
+@click.option("--keep-best", default=None, metavar="METRIC", help="Keep OUT/best.pt, the checkpoint of the best "
+              "validation by METRIC (e.g. val_lfw_accuracy; sets run.keep_best; higher is better but for eer, "
+              "run.keep_best_mode=min|max overrides); best.json records its step and value.")
 @click.option("--validate", "validate", default=None, metavar="PROTOCOL[:ROOT]",
-              help="Validate on a protocol every run.validate_every steps and at the end, e.g. demo or "
-                   "lfw:/data/lfw.bin; the metrics go to log.csv.")
+              help="Older spelling of --val PROTOCOL --val-root ROOT, e.g. demo or lfw:/data/lfw.bin.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train(recipe, overrides, data, out, max_steps, device, resume, validate, quiet) -> None:
+def train(recipe, overrides, data, out, max_steps, device, resume, val, val_root, val_every, val_allow_missing,
+          keep_best, validate, quiet) -> None:
     """Train a reference RECIPE (a name in reference_models/recipes or a .toml path) into --out.
 
     \b
@@ -74,19 +163,33 @@ def train(recipe, overrides, data, out, max_steps, device, resume, validate, qui
       frbench train cosface --data /data/faces_emore --out runs/cos --device cuda
       torchrun --nproc_per_node 8 -m fr_bench train arcface --data /data/ms1m-retinaface-t1 --out runs/r50
       frbench train arcface --data /data/faces_emore --out runs/r50 --resume
+      frbench train arcface --data /data/faces_emore --out runs/r50 --val suite:quick --val-root /data/val \\
+          --val-every 2000 --keep-best val_quick_mean_accuracy
       frbench evaluate -m runs/arc/checkpoint.pt -p demo
     """
     from fr_bench.train.recipe import load_recipe
     from fr_bench.train.trainer import train as run_train
 
+    if val and validate:
+        raise click.UsageError("give --val or its older spelling --validate, not both")
+    if val_every is not None and not (val or validate):
+        raise click.UsageError("--val-every needs --val")
     over = dict(_parse_overrides(overrides))
     if max_steps is not None:
         over["run.max_steps"] = int(max_steps)
+    if val_every is not None:
+        over["run.validate_every"] = int(val_every)
+    if keep_best:
+        over["run.keep_best"] = keep_best
     rec = load_recipe(recipe, over)
+    size = int(rec.config["model"]["input_size"])
     callbacks = []
     if validate:
         protocol, _, root = validate.partition(":")
-        callbacks.append(ProtocolValidation(protocol, root or None, int(rec.config["model"]["input_size"]), device))
+        callbacks.append(ProtocolValidation(protocol, root or None, size, device))
+    elif val:
+        callbacks.append(validation_callback(val, val_root, size, device, allow_missing=val_allow_missing,
+                                             echo=lambda msg: click.echo(msg, err=True)))
     import torch.distributed as dist
 
     try:
@@ -98,6 +201,9 @@ def train(recipe, overrides, data, out, max_steps, device, resume, validate, qui
     if main_rank:
         click.echo(f"trained {rec.name}: {result.step} steps, last loss {result.last_loss:.4g}; "
                    f"checkpoint {result.checkpoint}; log {Path(out) / 'log.csv'}")
+        if result.best and result.best["step"] is not None:
+            b = result.best
+            click.echo(f"best {b['metric']} = {b['value']:.6g} at step {b['step']}: {Path(out) / b['checkpoint']}")
 
 
 def _parse_overrides(items: tuple[str, ...]) -> dict[str, Any]:

@@ -13,11 +13,13 @@ Files in the output folder, each written atomically (a failure leaves the last c
 * ``checkpoint.pt``: the self-describing checkpoint ``frbench evaluate -m`` loads (:mod:`fr_bench.train.export`);
 * ``training_state.pt``: network, head, optimizer, step, torch RNG and the recipe digest, so ``resume=True``
   continues to the identical step (on CPU the weights are bit-identical to an uninterrupted run);
-* ``log.csv``: ``step, epoch, loss, lr, samples_per_s`` every ``run.log_every`` steps, plus validation metrics.
+* ``log.csv``: ``step, epoch, loss, lr, samples_per_s`` every ``run.log_every`` steps, plus validation metrics;
+* ``best.pt`` and ``best.json`` with ``run.keep_best = "<metric>"``: the checkpoint (same format as
+  ``checkpoint.pt``) of the validation with the best value of that metric so far (:mod:`fr_bench.train.best`).
 
 Validation is a callback: any object with ``on_validate(step, model) -> dict`` (called on every rank, since the
 extractor shards images over the ranks, with the network in eval mode, every ``run.validate_every`` steps and at
-the end). Training never imports protocols or the runner.
+the end). Training never imports protocols or the runner: it sees only the dict the callbacks return.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from fr_bench.models.checkpoint import atomic_torch_save
 from fr_bench.train import runtime
+from fr_bench.train.best import BEST, BestTracker
 from fr_bench.train.export import build_network, training_preprocessing, write_checkpoint
 from fr_bench.train.recipe import Recipe
 from fr_bench.train.schedule import lr_at, warmup_steps
@@ -61,6 +64,7 @@ class TrainResult:
     total_steps: int
     last_loss: float
     rows: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None  # best.json's record with run.keep_best, else None
 
     @property
     def checkpoint(self) -> Path:
@@ -180,7 +184,7 @@ def _check_out(out: Path, resume: bool) -> None:
     if resume:
         if not (out / STATE).is_file():
             raise FileNotFoundError(f"{out / STATE}: nothing to resume (no training state in --out)")
-    elif (out / STATE).exists() or (out / CHECKPOINT).exists():
+    elif any((out / name).exists() for name in (STATE, CHECKPOINT, BEST)):
         raise FileExistsError(f"{out}: holds a training run already; pass --resume to continue it or choose "
                               "another --out")
 
@@ -222,6 +226,24 @@ def _save(out: Path, recipe: Recipe, step_mod: nn.Module, head_state: Mapping[st
     runtime.write_log(out / LOG, rows)
 
 
+def _save_best(out: Path, network: nn.Module, best: BestTracker, ckpt_args: dict[str, Any]) -> None:
+    """``best.pt`` (the network now, as ``checkpoint.pt`` would hold it) then ``best.json``, each atomically."""
+    meta = {**ckpt_args["meta"], "steps": best.step,
+            "best": {"metric": best.metric, "mode": best.mode, "value": best.value, "step": best.step}}
+    write_checkpoint(network, out / BEST, **{**ckpt_args, "meta": meta})
+    best.write(out)
+
+
+def _keep_best(cfg: Mapping[str, Any], callbacks: Sequence[Callback], out: Path, resume: bool) -> BestTracker | None:
+    """The tracker of ``run.keep_best`` (None when unset), with the best so far of a resumed run."""
+    best = BestTracker.from_run_config(cfg["run"])
+    if best is not None and not callbacks:
+        raise ValueError(f"run.keep_best={best.metric!r} needs validation (frbench train --val SPEC)")
+    if best is not None and resume:
+        best.restore(out)
+    return best
+
+
 def _validate(callbacks: Sequence[Callback], step: int, network: nn.Module) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     network.eval()
@@ -244,6 +266,7 @@ def train(recipe: Recipe, data: Any, out: str | Path, *, device: str | None = No
     rank, world, dev = runtime.setup_distributed(device)
     seed = int(cfg["run"]["seed"])
     _check_out(out, resume)
+    best = _keep_best(cfg, callbacks, out, resume)
     dataset = _open_data(data, cfg)
     local_batch, per_epoch, total = plan_steps(cfg, len(dataset), world)
     torch.manual_seed(seed)
@@ -304,7 +327,10 @@ def train(recipe: Recipe, data: Any, out: str | Path, *, device: str | None = No
                 row = {"step": step, "epoch": round(step / per_epoch, 4), "loss": last, "lr": lr,
                        "samples_per_s": n_loss * local_batch * world / max(elapsed, 1e-9)}
                 if validate:  # every rank: the runner's extractor shards images over ranks
-                    row.update(_validate(callbacks, step, step_mod.network))
+                    val = _validate(callbacks, step, step_mod.network)
+                    row.update(val)
+                    if best is not None and best.update(step, val) and rank == 0:
+                        _save_best(out, step_mod.network, best, ckpt_args)
                 rows.append(row)
                 bar.set_postfix(loss=f"{last:.4g}", lr=f"{lr:.3g}", samples_s=f"{row['samples_per_s']:.1f}")
                 loss_sum.zero_()
@@ -317,7 +343,8 @@ def train(recipe: Recipe, data: Any, out: str | Path, *, device: str | None = No
                 runtime.barrier()
     finally:
         bar.close()
-    return TrainResult(out_dir=out, step=step, total_steps=total, last_loss=last, rows=rows)
+    return TrainResult(out_dir=out, step=step, total_steps=total, last_loss=last, rows=rows,
+                       best=None if best is None else best.record())
 
 
 def _loader(dataset: Any, transform: Any, keys: list[tuple[int, bool]], batch: int, cfg: Mapping[str, Any],
