@@ -228,3 +228,90 @@ def test_bad_input_rejected():
         edc(y, s, q, convention="magface", error="fm")
     with pytest.raises(ValueError, match="rate"):
         edc(y, s, q, starting_error=1.5)
+
+
+# ---------------------------------------------------------------- the counting kernel against cumulative counts
+def argsort_iso(labels, scores, quality, error, rate, limit):
+    """The ISO curve by the plain reading: cumulative counts of class and error pairs over a stable argsort of the
+    quality, read at the last position of each tie group; masks for the step area and the best curve. The fast
+    kernel must give the same bytes (same integer counts, same divisions, same summation order)."""
+    from fr_bench.metrics.quality import _best_area, iso_threshold
+
+    y, s, q = np.asarray(labels).astype(bool), np.asarray(scores), np.asarray(quality, dtype=np.float64)
+    t = iso_threshold(s, y, error, rate)
+    cls = y if error == "fnm" else ~y
+    bad = (y & (s < t)) if error == "fnm" else (~y & (s >= t))
+    order = np.argsort(q, kind="stable")
+    qs = q[order]
+    last = np.flatnonzero(np.append(qs[1:] != qs[:-1], True))
+    removed = np.concatenate([[0], last + 1])
+    gone_cls = np.concatenate([[0], np.cumsum(cls[order])[last]])
+    gone_err = np.concatenate([[0], np.cumsum(bad[order])[last]])
+    n_cls, n_err = int(cls.sum()), int(bad.sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        er = np.where(n_cls - gone_cls > 0, (n_err - gone_err) / (n_cls - gone_cls), np.nan)
+        k = np.minimum(removed, n_err)
+        best = np.where(n_cls - k > 0, (n_err - k) / (n_cls - k), np.nan)
+    fr = removed / q.size
+    right = np.minimum(np.append(fr[1:], np.inf), limit)
+    width = np.clip(right - fr, 0.0, None)
+    used = width > 0
+    pauc = float(np.sum(er[used] * width[used]))
+    return t, fr, er, pauc, best, _best_area(n_err, n_cls, q.size, limit)
+
+
+def same_bytes(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("error,rate", [("fnm", 0.05), ("fnm", 0.0), ("fnm", 0.5), ("fm", 1e-3), ("fm", 0.2),
+                                        ("fm", 1.0)])
+@pytest.mark.parametrize("seed", range(4))
+def test_iso_kernel_bytes_equal_argsort_reading(seed, error, rate):
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(50, 4000))
+    y = rng.random(n) < [0.5, 0.05, 0.01, 0.3][seed]
+    y[:2] = [True, False]
+    s = np.round(np.where(y, 0.5, 0.0) + rng.normal(0, 0.25, n), 2)  # score ties
+    # quality ties (few levels), near-continuous, float32, and mated pairs at the lowest quality (NaN tail early)
+    q = [rng.integers(0, 7, n).astype(float), rng.random(n), rng.random(n).astype(np.float32),
+         np.where(y, 0.0, rng.integers(1, 50, n)).astype(float)][seed]
+    limits = [0.2, 1.0, 0.05, 2 / n]
+    fr0 = argsort_iso(y, s, q, error, rate, 0.2)[1]
+    limits.append(float(fr0[len(fr0) // 2]))  # a limit exactly on a realised fraction
+    for limit in limits:
+        r = edc(y, s, q, error=error, starting_error=rate, discard_limit=limit, relative_to_best=True)
+        t, fr, er, pauc, best, pauc_best = argsort_iso(y, s, q, error, rate, limit)
+        assert r.threshold == t
+        assert same_bytes(r.discard_fractions, fr) and same_bytes(r.errors, er) and same_bytes(r.best_errors, best)
+        assert same_bytes(r.pauc, pauc) and same_bytes(r.pauc_best, pauc_best)
+        assert same_bytes(r.pauc_relative, pauc - pauc_best)
+        plain = edc(y, s, q, error=error, starting_error=rate, discard_limit=limit)
+        assert same_bytes(plain.errors, er) and same_bytes(plain.pauc, pauc) and plain.best_errors is None
+
+
+def test_float32_quality_same_as_its_float64_widening():
+    y, s, _ = random_case(7, n=500)
+    q32 = np.random.default_rng(7).normal(20, 3, 500).astype(np.float32)
+    q32[::7] = q32[0]  # a tie group
+    for kw in ({}, {"error": "fm", "starting_error": 0.1}):
+        a = edc(y, s, q32, relative_to_best=True, **kw)
+        b = edc(y, s, q32.astype(np.float64), relative_to_best=True, **kw)
+        assert same_bytes(a.errors, b.errors) and same_bytes(a.discard_fractions, b.discard_fractions)
+        assert a.pauc == b.pauc and a.pauc_best == b.pauc_best
+    m32, m64 = edc(y, s, q32, convention="magface"), edc(y, s, q32.astype(np.float64), convention="magface")
+    assert same_bytes(m32.errors, m64.errors) and same_bytes(m32.threshold, m64.threshold)
+
+
+def test_magface_thresholds_are_the_sorted_index():
+    # the threshold per fraction is the element at index (m - 1) // 1000 of the SORTED remaining non-mated
+    # distances (found here by a full sort, by a partition in the module)
+    y, s, q = random_case(8, n=3000, n_q=3000)
+    r = edc(y, s, q, convention="magface")
+    order = np.argsort(q, kind="stable")
+    d = np.arccos(np.clip(s, -1, 1)) / np.pi
+    for j, u in enumerate(np.arange(0.0, 0.98, 0.05)):
+        kept = order[int(u * s.size):]
+        neg = np.sort(d[kept][y[kept] == 0])
+        assert r.threshold[j] == neg[(neg.size - 1) // 1000]

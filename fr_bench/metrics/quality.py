@@ -74,7 +74,11 @@ def pair_quality(q_a: Any, q_b: Any, *, how: str = "min") -> np.ndarray:
 
 
 def _check_quality(pair_quality: Any, n: int) -> np.ndarray:
-    q = to_numpy(pair_quality, "pair_quality").astype(np.float64)
+    """Validated pairwise qualities, 1-D; float32 stays float32 (sorting it orders and groups ties exactly as its
+    exact float64 widening would), anything else becomes float64 without a copy where it already is."""
+    q = to_numpy(pair_quality, "pair_quality")
+    if q.dtype != np.float32:
+        q = q.astype(np.float64, copy=False)
     if q.ndim != 1 or q.size != n:
         raise ValueError(f"pair_quality must be 1-D with one value per pair: got shape {q.shape} for {n} pairs")
     if not np.isfinite(q).all():
@@ -106,11 +110,17 @@ def iso_threshold(scores: np.ndarray, labels: np.ndarray, error: str, starting_e
 
 def _step_area(fractions: np.ndarray, errors: np.ndarray, limit: float) -> float:
     """Area up to ``limit`` of the step curve whose value ``errors[j]`` holds on ``[fractions[j], fractions[j+1])``
-    (the last value holds up to ``limit``)."""
-    right = np.minimum(np.append(fractions[1:], np.inf), limit)
-    width = np.clip(right - fractions, 0.0, None)
+    (the last value holds up to ``limit``). ``fractions`` strictly ascending: only the steps starting below
+    ``limit`` have a width, so only that prefix is read (the same terms, summed in the same order)."""
+    m = int(np.searchsorted(fractions, limit, side="left"))  # steps starting below the limit
+    right = np.minimum(fractions[1:m + 1], limit)
+    if right.size < m:  # the last step starts below the limit: it holds up to it
+        right = np.append(right, limit)
+    width = right - fractions[:m]  # > 0 but where two fractions coincide (MagFace's fixed fractions, tiny n)
     used = width > 0
-    return float(np.sum(errors[used] * width[used]))
+    if used.all():
+        return float(np.sum(errors[:m] * width))
+    return float(np.sum(errors[:m][used] * width[used]))
 
 
 def _best_area(n_err: int, n_class: int, n: int, limit: float) -> float:
@@ -122,35 +132,84 @@ def _best_area(n_err: int, n_class: int, n: int, limit: float) -> float:
     return float(np.sum((n_err - k) / (n_class - k) * width))
 
 
+def _discard_steps(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(qs, removed)``: the qualities sorted ascending, and ``removed[j]`` = pairs discarded at realised step
+    ``j`` (0 at step 0; step ``j >= 1`` removes every pair whose quality is <= the ``j``-th smallest distinct
+    value, so a tie is never split). One value sort, no argsort."""
+    qs = np.sort(q)
+    is_last = np.empty(qs.size, dtype=bool)  # last sorted position of each distinct quality value
+    np.not_equal(qs[1:], qs[:-1], out=is_last[:-1])
+    is_last[-1] = True
+    last = np.flatnonzero(is_last)
+    del is_last
+    removed = np.empty(last.size + 1, dtype=np.int64)
+    removed[0] = 0
+    np.add(last, 1, out=removed[1:])
+    return qs, removed
+
+
+def _step_of(qs: np.ndarray, removed: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The realised step at which each pair of quality ``values`` is discarded (index into ``removed``), sorted:
+    searched in the sorted qualities, so it costs ``O(len(values) log n)`` however many steps there are."""
+    at = np.searchsorted(qs, np.sort(values), side="right")  # pairs with quality <= the value
+    return np.searchsorted(removed, at, side="left")  # removed[step] == at
+
+
+def _piecewise(steps: list[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Cut steps ``0 .. size-1`` into runs on which every count ``#(steps[i] <= j)`` is constant: ``(starts,
+    lengths, counts)`` with ``counts[i][r]`` the count on run ``r`` (a few thousand runs for a few thousand
+    counted pairs, however many steps there are)."""
+    starts = np.union1d(np.zeros(1, dtype=np.int64), np.concatenate(steps))
+    lengths = np.diff(np.append(starts, size))
+    return starts, lengths, [np.searchsorted(s, starts, side="right") for s in steps]
+
+
 def _iso_edc(y: np.ndarray, s: np.ndarray, q: np.ndarray, error: str, starting_error: float,
              limit: float, best: bool) -> EDCResult:
+    """ISO EDC by counting: after one sort of the qualities, only the few mated and error pairs are located among
+    the steps (the non-mated counts are all pairs minus mated ones), and the full-length curve is written by runs
+    on which the error's numerator and the mated count are constant. The same integers, hence the same floats, as
+    cumulative counts over an argsort (tests/test_metrics_quality.py checks the bytes against that reading)."""
     thr = iso_threshold(s, y, error, starting_error)
-    in_class = y if error == "fnm" else ~y
     is_err = (y & (s < thr)) if error == "fnm" else (~y & (s >= thr))
-    # counts of pairs (all, of the class, errors) with quality <= each distinct quality value: one sort of all
-    # qualities, and sorted class / error qualities searched at those values (the same counts as cumulative sums
-    # over one argsort, without its cost)
-    qs = np.sort(q)
-    last = np.flatnonzero(np.append(qs[1:] != qs[:-1], True))  # last index of each distinct quality value
-    levels = qs[last]
-    n = q.size
-    removed_all = np.concatenate([[0], last + 1])  # pairs discarded at each realised step
-    removed_cls = np.concatenate([[0], np.searchsorted(np.sort(q[in_class]), levels, side="right")])
-    removed_err = np.concatenate([[0], np.searchsorted(np.sort(q[is_err]), levels, side="right")])
-    n_cls, n_err = int(in_class.sum()), int(is_err.sum())
-    left_cls = n_cls - removed_cls
+    qs, removed = _discard_steps(q)
+    n, size = q.size, removed.size
+    n_mated, n_err = int(y.sum()), int(is_err.sum())
+    n_cls = n_mated if error == "fnm" else n - n_mated
+    starts, lengths, (gone_mated, gone_err) = _piecewise(
+        [_step_of(qs, removed, q[y]), _step_of(qs, removed, q[is_err])], size)
+    del qs
+    num = n_err - gone_err  # error pairs left, per run
     with np.errstate(invalid="ignore", divide="ignore"):
-        errors = np.where(left_cls > 0, (n_err - removed_err) / left_cls, np.nan)
-    fractions = removed_all / n
+        if error == "fnm":  # numerator and denominator both constant on a run
+            left = n_cls - gone_mated
+            errors = np.repeat(np.where(left > 0, num / left, np.nan), lengths)
+        else:  # non-mated left = non-mated - (all removed - mated removed)
+            left = np.repeat(n_cls + gone_mated, lengths)
+            left -= removed
+            errors = np.repeat(num.astype(np.float64), lengths)  # exact: counts < 2**53
+            errors /= left
+            errors[int(np.argmin(left)):] = np.nan  # left falls to 0 (every non-mated pair gone) and stays
+    fractions = removed / n
     pauc = _step_area(fractions, errors, limit)
     extra: dict[str, Any] = {}
     if best:
-        k = np.minimum(removed_all, n_err)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            best_err = np.where(n_cls - k > 0, (n_err - k) / (n_cls - k), np.nan)
-        pauc_best = _best_area(n_err, n_cls, n, limit)
-        extra = {"pauc_best": pauc_best, "pauc_relative": pauc - pauc_best, "best_errors": best_err}
+        extra = _best_curve(removed, n_err, n_cls, n, limit, pauc)
     return EDCResult(fractions, errors, thr, pauc, limit, error, starting_error, "iso", **extra)
+
+
+def _best_curve(removed: np.ndarray, n_err: int, n_cls: int, n: int, limit: float, pauc: float) -> dict[str, Any]:
+    """The theoretical best at the realised steps: ``k = min(removed, E)`` error pairs gone, error ``(E - k) /
+    (N_class - k)``; computed on the steps before ``removed`` reaches ``E``, constant after."""
+    p = int(np.searchsorted(removed, n_err, side="left"))  # first step with removed >= E
+    k = np.append(removed[:p], n_err)  # the steps before, then the constant k = E
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = np.where(n_cls - k > 0, (n_err - k) / (n_cls - k), np.nan)
+    best_err = np.empty(removed.size, dtype=np.float64)
+    best_err[:p] = values[:p]
+    best_err[p:] = values[p]
+    pauc_best = _best_area(n_err, n_cls, n, limit)
+    return {"pauc_best": pauc_best, "pauc_relative": pauc - pauc_best, "best_errors": best_err}
 
 
 def _magface_edc(y: np.ndarray, s: np.ndarray, q: np.ndarray, limit: float) -> EDCResult:
@@ -161,14 +220,15 @@ def _magface_edc(y: np.ndarray, s: np.ndarray, q: np.ndarray, limit: float) -> E
     for u in MAGFACE_FRACTIONS:
         start = int(u * n)
         kept = order[start:]
-        neg = np.sort(dist[kept][~y[kept]])
-        pos = dist[kept][y[kept]]
+        dk, yk = dist[kept], y[kept]
+        neg, pos = dk[~yk], dk[yk]
         fractions.append(start / n)
         if neg.size == 0 or pos.size == 0:
             thresholds.append(np.nan)
             errors.append(np.nan)
             continue
-        t = neg[(neg.size - 1) // 10 // 10 // 10]
+        i = (neg.size - 1) // 10 // 10 // 10  # the i-th smallest: a partition finds it without a full sort
+        t = np.partition(neg, i)[i]
         thresholds.append(float(t))
         errors.append(int(np.count_nonzero(pos >= t)) / pos.size)
     fr, er = np.asarray(fractions), np.asarray(errors)
