@@ -386,16 +386,23 @@ def compare(result_a, result_b, n_boot, seed, level) -> None:
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex", "html"]), default="md", show_default=True,
               help="Table format; footnotes follow the table (CSV: lines starting with #).")
 @click.option("--write", is_flag=True, help="Also write RESULTS_DIR/leaderboard.<ext>.")
-def leaderboard(results_dir, fmt, write) -> None:
+@click.option("--edc", type=click.Choice(["fnm", "fm"]), default=None, is_flag=False, flag_value="fnm",
+              help="Add each protocol's stored EDC pAUC column (--edc alone: FNM-EDC); lower is better.")
+@click.option("--suite", default=None, metavar="NAME",
+              help="Render a suite as the paper table (quick, full, demo or a suite .toml), columns in member order.")
+def leaderboard(results_dir, fmt, write, edc, suite) -> None:
     """Cross-model table of every stored result, with the published column conventions.
 
-    Rows of one protocol computed on different data (different file hashes) are marked and never ranked together.
+    Rows of one protocol computed on different data (different file hashes) or under different conventions (or,
+    for --edc, different quality sources or EDC settings) are marked and never ranked together.
 
     \b
     Examples:
       frbench leaderboard
       frbench leaderboard results/ --format latex
       frbench leaderboard results/ --format csv --write
+      frbench leaderboard results/ --suite quick --format latex
+      frbench leaderboard results/ --edc fnm
     """
     from fr_bench.report.tables import leaderboard as build, render, write_leaderboard
     from fr_bench.results import load_results
@@ -403,9 +410,9 @@ def leaderboard(results_dir, fmt, write) -> None:
     records = load_results(results_dir)
     if not records:
         raise click.ClickException(f"no result files under {results_dir}; run `frbench evaluate` first")
-    click.echo(render(build(records), fmt))
+    click.echo(render(build(records, edc=edc, suite=suite), fmt))
     if write:
-        click.echo(f"written: {write_leaderboard(results_dir, fmt)}", err=True)
+        click.echo(f"written: {write_leaderboard(results_dir, fmt, edc=edc, suite=suite)}", err=True)
 
 
 # ------------------------------------------------------------------------------------------------------- plot
@@ -463,3 +470,5 @@ def _entry() -> None:  # pragma: no cover
 
 from fr_bench.cli_train import register_commands as _register_training  # noqa: E402  (frbench train, study)
 _register_training(main)
+from fr_bench.cli_cluster import register_commands as _register_clustering  # noqa: E402  (frbench cluster)
+_register_clustering(main)

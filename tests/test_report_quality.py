@@ -132,3 +132,73 @@ def test_cli_plot_edc(tmp_path):
                                                  result=ProtocolResult("demo", {"accuracy": 0.9})))
     r = runner.invoke(main, ["plot", "edc", "-p", "demo", str(tmp_path / "res"), "-o", str(out)])
     assert r.exit_code != 0 and "noquality" in r.output and "Traceback" not in r.output
+
+
+# ------------------------------------------------------------------------------------------ leaderboard EDC column
+
+
+def _edc_table_records():
+    recs = [edc_record("arcface", 0), edc_record("sface", 1), edc_record("magface", 2)]
+    for r in recs:
+        r.result.metrics["edc_fm_pauc"] = r.result.details["edc"]["fm"]["pauc"]
+    return recs
+
+
+def test_leaderboard_edc_column_lower_is_better():
+    from fr_bench.report.leaderboard import leaderboard, leaderboard_values
+
+    recs = _edc_table_records()
+    for kind, name in (("fnm", "FNM-EDC"), ("fm", "FM-EDC")):
+        label = f"DEMO {name} pAUC"
+        df = leaderboard(recs, edc=kind)
+        assert list(df.columns) == ["demo accuracy", label]  # after the protocol's headline columns
+        for r in recs:
+            assert df.loc[r.model_name, label] == f"{r.result.details['edc'][kind]['pauc']:.4f}"
+        note = next(n for n in df.attrs["footnotes"] if n.startswith(label))
+        assert "lower is better" in note and "quality = norm" in note and "pair quality = min" in note
+        assert df.attrs["comparable"][label] is True
+        ranked = leaderboard(recs, edc=kind, sort_by=label)
+        paucs = {r.model_name: r.result.details["edc"][kind]["pauc"] for r in recs}
+        assert list(ranked.index) == sorted(paucs, key=paucs.get)  # lowest pAUC first
+        values = leaderboard_values(recs, edc=kind)
+        assert values.loc["sface", label] == pytest.approx(paucs["sface"])
+    assert "DEMO FNM-EDC pAUC" not in leaderboard(recs).columns  # only when asked
+    with pytest.raises(ValueError, match="unknown EDC error kind"):
+        leaderboard(recs, edc="fmr")
+
+
+def test_leaderboard_edc_settings_differ_marked_never_ranked():
+    from fr_bench.report.leaderboard import leaderboard
+
+    recs = _edc_table_records()
+    recs[1].result.details["edc"]["source"] = "file:serfiq.csv"  # sface: another quality source
+    recs[2].result.details["edc"]["fnm"]["discard_limit"] = 0.3  # magface: another discard limit
+    label = "DEMO FNM-EDC pAUC"
+    df = leaderboard(recs, edc="fnm")
+    marks = {m: df.loc[m, label].split()[-1] for m in df.index}
+    assert len(set(marks.values())) == 3 and all(v.startswith("§") for v in marks.values())
+    assert df.attrs["comparable"][label] is False and df.attrs["comparable"]["demo accuracy"] is True
+    note = next(n for n in df.attrs["footnotes"] if n.startswith(label))
+    assert "not ranked" in note and "lower is better" in note
+    assert f"{marks['sface']} = quality = file:serfiq.csv" in note and "discard limit = 0.3" in note
+    with pytest.raises(ValueError, match="refusing to rank"):
+        leaderboard(recs, edc="fnm", sort_by=label)
+    # the FM column of the same results: the source differs there too; the limit does not
+    fm = leaderboard(recs, edc="fm")
+    assert len({fm.loc[m, "DEMO FM-EDC pAUC"].split()[-1] for m in fm.index}) == 2
+    # an EDC recorded under different scoring conventions carries the protocol's § too
+    recs = _edc_table_records()
+    recs[0].result.conventions = {"score": "cosine-flip-concat"}
+    df = leaderboard(recs, edc="fnm")
+    assert df.attrs["comparable"][label] is False and df.loc["arcface", label].endswith(("§A", "§B"))
+
+
+def test_cli_leaderboard_edc(tmp_path):
+    for r in _edc_table_records():
+        write_result(tmp_path, r)
+    runner = CliRunner()
+    out = runner.invoke(main, ["leaderboard", str(tmp_path), "--edc"])
+    assert out.exit_code == 0, out.output
+    assert "DEMO FNM-EDC pAUC" in out.output.splitlines()[0] and "lower is better" in out.output
+    out = runner.invoke(main, ["leaderboard", str(tmp_path), "--edc", "fm", "--format", "csv"])
+    assert out.exit_code == 0 and "DEMO FM-EDC pAUC" in out.output.splitlines()[0]
