@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-import types
 from types import SimpleNamespace
 
 import pytest
@@ -29,13 +27,10 @@ def _recipe(*extra):
 
 
 def _fake_run_suite(monkeypatch, fn):
-    """Replace ``fr_bench.suites.run.run_suite`` (a stand-in module when the real one cannot be imported)."""
-    try:
-        import fr_bench.suites.run as mod
-    except ImportError:
-        mod = types.ModuleType("fr_bench.suites.run")
-        monkeypatch.setitem(sys.modules, "fr_bench.suites.run", mod)
-    monkeypatch.setattr(mod, "run_suite", fn, raising=False)
+    """Replace ``fr_bench.suites.run.run_suite`` (what the suite callback calls) by ``fn``."""
+    import fr_bench.suites.run as mod
+
+    monkeypatch.setattr(mod, "run_suite", fn)
 
 
 def _ev(**metrics):
@@ -227,6 +222,41 @@ def test_resume_keeps_the_best_so_far(tmp_path, monkeypatch):
     assert (tmp_path / "r" / BEST).read_bytes() == before
     assert json.loads((tmp_path / "r" / BEST_RECORD).read_text())["history"] == [[1, 0.5], [2, 0.9]]
     assert (tmp_path / "r" / STATE).is_file()
+
+
+def _rank_best(rank, world, port, out):
+    import os
+
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    torch.set_num_threads(1)
+    real = trainer_mod._save_best
+
+    def spy(o, network, best, ckpt_args):  # which rank writes, for which step
+        with open(f"{out}.saves", "a") as f:
+            f.write(f"{rank} {best.step}\n")
+        return real(o, network, best, ckpt_args)
+
+    trainer_mod._save_best = spy
+    try:
+        train(_recipe("run.max_steps=3", "run.keep_best=val_demo_accuracy",
+                      "model.backbone_kwargs={width=4, norm = \"group\"}"), "synthetic", out, device="cpu",
+              progress=False, callbacks=[Scripted("val_demo_accuracy", {1: 0.2, 2: 0.1, 3: 0.3})])
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_under_two_ranks_only_rank_0_writes_the_best(tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "two"
+    torch.multiprocessing.start_processes(_rank_best, args=(2, port, str(out)), nprocs=2, join=True,
+                                          start_method="fork")
+    assert sorted((tmp_path / "two.saves").read_text().split("\n")[:-1]) == ["0 1", "0 3"]
+    assert json.loads((out / BEST_RECORD).read_text())["history"] == [[1, 0.2], [3, 0.3]]
 
 
 # -------------------------------------------------------------------------------------------------- the CLI
