@@ -1,0 +1,213 @@
+"""run_suite against the same protocols run one by one (every family a suite covers), the extraction count, the
+preflight stopping the run before any extraction, --allow-missing, and the suite record."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from embed_fixtures import TinyNet
+from writers import tiny_face, write_bin, write_image, write_lfw
+from writers_ijb import write_1n_csv, write_ijb_release
+
+from fr_bench import extract as fr_extract
+from fr_bench.runner import evaluate_model
+from fr_bench.suites.preflight import image_set_id
+from fr_bench.suites.run import run_suite
+from fr_bench.suites.spec import Member, Suite, SuiteError
+
+pytestmark = pytest.mark.filterwarnings("ignore:TPIR at FPIR")  # the 1:N fixture has 6 non-mated searches
+
+FAST = {"use_cache": False, "num_workers": 0, "progress": False}
+SMALL_PACK = {"expected_pairs": None}  # fixture packs hold 60 pairs, not the real 6,000
+IJB = {"check_counts": False}
+
+
+def _noise_faces(n: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, size=(112, 112, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def _pack(path, seed: int, n_pairs: int = 60) -> None:
+    """10 contiguous folds of n_pairs/10 pairs; genuine pairs share a base image (so the numbers are not chance)."""
+    labels = np.tile(np.repeat([True, False], n_pairs // 20), 10)
+    base = _noise_faces(n_pairs, seed)
+    rng = np.random.default_rng(seed + 1)
+    images = []
+    for k, same in enumerate(labels):
+        other = base[k] if same else base[(k + 1) % n_pairs]
+        images += [base[k], np.clip(other.astype(int) + rng.integers(-30, 31, other.shape), 0, 255).astype(np.uint8)]
+    write_bin(path, images, labels)
+
+
+def _ijbc(root) -> None:
+    """An IJB-C release (1:1 pairs, 1:N galleries and probes, loose crops): 6 subjects x 3 templates."""
+    rng = np.random.default_rng(5)
+    templates, medias, subject = [], [], {}
+    for s in range(6):
+        for k in range(3):
+            t = 10 * s + k + 1
+            subject[t] = s
+            for _ in range(int(rng.integers(1, 3))):
+                templates.append(t)
+                medias.append(len(medias) + 1)
+    ts = sorted(subject)
+    pairs = [(a, b, int(subject[a] == subject[b])) for i, a in enumerate(ts) for b in ts[i + 1:]]
+    write_ijb_release(root, "ijbc", templates, medias, pairs, write_images=True, image_size=(112, 112))
+    rows = {"G1": [], "G2": [], "probe": []}
+    for t, s in subject.items():
+        dest = ("G1" if s < 3 else "G2") if t % 10 == 1 else "probe"
+        rows[dest].append((t, s, f"img/{t}.jpg"))
+    for g in ("G1", "G2"):
+        write_1n_csv(root / "meta" / f"ijbc_1N_gallery_{g}.csv", rows[g])
+    write_1n_csv(root / "meta" / "ijbc_1N_probe_mixed.csv", rows["probe"])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: the tiny model is not faster with more, and a shared CI box thrashes with them."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """lfw.bin, cfp_fp.bin, agedb_30.bin packs, an official LFW layout (aligned crops) and an IJB-C release."""
+    base = tmp_path_factory.mktemp("suite_root")
+    for k, name in enumerate(("lfw", "cfp_fp", "agedb_30")):
+        _pack(base / f"{name}.bin", seed=10 * k)
+    _ijbc(base / "IJBC")
+    official = base / "official"
+    names = ("Ann_A", "Ben_B", "Cid_C", "Dee_D")
+    write_lfw(official / "LFW", names=names, n_images=3, per_fold=6)
+    for k, name in enumerate(names):  # noisy aligned crops instead of the smooth gradients
+        for n in range(1, 4):
+            write_image(official / "LFW" / "lfw" / name / f"{name}_{n:04d}.jpg", _noise_faces(1, 100 + 10 * k + n)[0])
+    return base
+
+
+def _suite(*members: Member, name: str = "t") -> Suite:
+    return Suite(name=name, display_name=name, description="", members=tuple(members))
+
+
+PACKS = _suite(Member("lfw", ("lfw.bin",), SMALL_PACK), Member("cfp_fp", ("cfp_fp.bin",), SMALL_PACK),
+               Member("agedb_30", ("agedb_30.bin",), SMALL_PACK), name="packs")
+MIXED = _suite(Member("ijbc", ("IJBC",), IJB), Member("ijbc_1n", ("IJBC",), IJB),
+               Member("lfw", ("official/LFW",), {**SMALL_PACK, "aligned": True}), Member("demo", ()), name="mixed")
+
+
+@pytest.fixture
+def count_extractions(monkeypatch):
+    """Every call of fr_bench.extract.extract, as (number of images, keys fingerprint)."""
+    calls: list[int] = []
+    real = fr_extract.extract
+
+    def counting(images, model, **kw):
+        calls.append(len(images))
+        return real(images, model, **kw)
+
+    monkeypatch.setattr(fr_extract, "extract", counting)
+    return calls
+
+
+def _same_result(a, b) -> None:
+    """Two evaluations of one protocol agree: metrics, conventions, operating points, intervals, flags."""
+    assert a.result.metrics.keys() == b.result.metrics.keys()
+    for key, value in a.result.metrics.items():
+        assert b.result.metrics[key] == pytest.approx(value, abs=1e-9, nan_ok=True), key
+    assert a.result.conventions == b.result.conventions
+    assert a.result.operating_points.keys() == b.result.operating_points.keys()
+    for key, point in a.result.operating_points.items():
+        for field, value in point.items():
+            assert b.result.operating_points[key][field] == pytest.approx(value, abs=1e-9, nan_ok=True), (key, field)
+    for key, iv in a.result.intervals.items():
+        assert iv["low"] == pytest.approx(b.result.intervals[key]["low"], abs=1e-9), key
+        assert iv["high"] == pytest.approx(b.result.intervals[key]["high"], abs=1e-9), key
+    assert sorted(a.result.flags) == sorted(b.result.flags)
+    np.testing.assert_allclose(a.embeddings.features, b.embeddings.features, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("suite", [PACKS, MIXED], ids=["pair-packs", "ijb-official-demo"])
+def test_a_suite_equals_its_protocols_run_one_by_one(root, tmp_path, count_extractions, suite):
+    run = run_suite(TinyNet(), suite, root, out=tmp_path / "suite", ci=0.95, n_boot=30, workers=4, **FAST)
+    suite_calls = list(count_extractions)
+    assert list(run.evaluations) == suite.protocols and run.skipped == {}
+    count_extractions.clear()
+    for member in suite.members:
+        path = root / member.candidates[0] if member.candidates else None
+        alone = evaluate_model(TinyNet(), member.protocol, path, out=tmp_path / "alone", ci=0.95, n_boot=30,
+                               protocol_options=dict(member.options), **FAST)
+        _same_result(alone, run.evaluations[member.protocol])
+        stored, alone_stored = (json.loads((tmp_path / d / "TinyNet" / f"{member.protocol}.json").read_text())
+                                for d in ("suite", "alone"))
+        for part in ("metrics", "operating_points", "conventions", "intervals"):
+            assert stored["result"][part] == alone_stored["result"][part], part
+    # one extraction per distinct image set: IJB-C 1:1 and 1:N share theirs, the one-by-one runs do not
+    distinct = {image_set_id(proto): len(proto.images) for _m, _p, proto in run.preflight.ok}
+    assert sorted(suite_calls) == sorted(distinct.values())
+    assert len(count_extractions) == len(suite.members)
+    if suite is MIXED:
+        assert run.extractions[0]["protocols"] == ["ijbc", "ijbc_1n"] and len(run.extractions) == 3
+
+
+def test_the_model_runs_once_per_distinct_image_set(root):
+    net = TinyNet()
+    run = run_suite(net, MIXED, root, **FAST)
+    sizes = {image_set_id(proto): len(proto.images) for _m, _p, proto in run.preflight.ok}
+    probe = TinyNet()
+    from fr_bench.models import load_model
+
+    load_model(probe)  # the rows the loader's probe forward runs
+    # flip = sum embeds every image and its mirror: 2 rows per image of each distinct set, plus the probe
+    assert net.rows_seen == 2 * sum(sizes.values()) + probe.rows_seen
+    assert sum(len(p.images) for _m, _p, p in run.preflight.ok) > sum(sizes.values())  # a set was shared
+
+
+def test_a_shared_extraction_still_gives_each_member_its_own_provenance(root):
+    run = run_suite(TinyNet(), MIXED, root, **FAST)
+    one, n = run.evaluations["ijbc"], run.evaluations["ijbc_1n"]
+    assert one.embeddings is n.embeddings
+    assert one.record.protocol["name"] == "ijbc" and n.record.protocol["name"] == "ijbc_1n"
+    assert one.record.protocol["data"]["combined"] != n.record.protocol["data"]["combined"]  # other meta files
+
+
+def test_preflight_problems_stop_the_run_before_any_extraction(root, tmp_path, count_extractions):
+    (tmp_path / "agedb_30.bin").write_bytes((root / "agedb_30.bin").read_bytes())  # wrong size for the real count
+    suite = _suite(Member("lfw", ("lfw.bin",)), Member("agedb_30", ("agedb_30.bin",)),
+                   Member("cfp_fp", ("cfp_fp.bin",), SMALL_PACK))
+    with pytest.raises(SuiteError) as err:
+        run_suite(TinyNet(), suite, tmp_path, **FAST)
+    text = str(err.value)
+    assert "agedb_30.bin: 60 pairs, expected 6000" in text  # the wrong size, naming the file
+    assert "lfw" in text and "cfp_fp" in text and "missing" in text  # and both missing members, at once
+    assert count_extractions == []
+
+
+def test_allow_missing_runs_the_rest_and_records_what_was_skipped(root, tmp_path, count_extractions):
+    suite = _suite(Member("lfw", ("lfw.bin",), SMALL_PACK), Member("calfw", ("calfw.bin", "calfw")),
+                   Member("cfp_fp", ("cfp_fp.bin",), SMALL_PACK), name="partial")
+    with pytest.raises(SuiteError, match="calfw"):
+        run_suite(TinyNet(), suite, root, **FAST)
+    assert count_extractions == []
+    run = run_suite(TinyNet(), suite, root, out=tmp_path, allow_missing=True, **FAST)
+    assert list(run.evaluations) == ["lfw", "cfp_fp"] and list(run.skipped) == ["calfw"]
+    assert "calfw.bin" in run.skipped["calfw"]
+    record = json.loads(run.record_path.read_text())
+    assert run.record_path == tmp_path / "TinyNet" / "suite-partial.json"
+    assert record["skipped"] == run.skipped and list(record["members"]) == ["lfw", "cfp_fp"]
+    for protocol, member in record["members"].items():
+        stored = json.loads(open(member["result_file"]).read())
+        assert stored["protocol"]["name"] == protocol
+        assert member["headline"]["accuracy"] == stored["result"]["metrics"]["accuracy"]
+    assert [e["protocols"] for e in record["extractions"]] == [["lfw"], ["cfp_fp"]]
+    assert record["preflight"]["n_images"] == 240 and "skipped" in record["preflight"]["report"]
+
+
+def test_protocol_options_are_refused_for_a_suite(root):
+    with pytest.raises(ValueError, match="suite file"):
+        run_suite(TinyNet(), PACKS, root, protocol_options={"aligned": True}, **FAST)
