@@ -9,8 +9,9 @@ A *quality source* gives one number per image of ``protocol.images`` (higher = b
   :attr:`fr_bench.protocols.ijb_meta.IJBMeta.det_scores`); only IJB protocols have one;
 * a path to a CSV file with the header line ``image,score`` and one line per image, matched by the protocol's
   image keys (``protocol.images.keys()``: paths relative to the benchmark root, or ``<pack>.bin#<index>`` for the
-  images of a ``.bin`` pack, e.g. ``lfw.bin#12``; ``demo/<Name>/<file>.jpg`` for the demo). Every image of the protocol must be listed exactly once, and
-  nothing else; scores must be finite numbers. The result records the file's name and sha256.
+  images of a ``.bin`` pack, e.g. ``lfw.bin#12``; ``demo/<Name>/<file>.jpg`` for the demo). Every image of the
+  protocol must be listed exactly once, and nothing else; scores must be finite numbers. The result records the
+  file's name and sha256 (``details["edc"]["source_detail"]``).
 
 Each protocol maps image qualities to one pairwise quality per entry of ``result.scores.pairs``
 (:meth:`fr_bench.protocols.base.Protocol.pair_qualities`, with :func:`fr_bench.metrics.pair_quality`), and
