@@ -52,6 +52,10 @@ class ProtocolValidation:
     def __init__(self, protocol: str, root: str | None, input_size: int, device: str | None = None) -> None:
         self.protocol, self.root, self.input_size, self.device = protocol, root, input_size, device
 
+    def possible_metrics(self) -> list[str]:
+        """Every name :meth:`on_validate` can return (each only when the protocol reports it)."""
+        return [f"val_{self.protocol}_{k}" for k in VAL_METRICS]
+
     def on_validate(self, step: int, model: Any) -> dict[str, float]:
         module, contract = exported(model, self.input_size)
         ev = evaluate(module, self.protocol, self.root, name=f"step{step}", device=self.device, model_options=contract)
@@ -75,6 +79,19 @@ class SuiteValidation:
         """The suite's name in metric names (``suite`` when it has none, e.g. a list of protocols)."""
         name = str(getattr(self.suite, "name", "") or "")
         return name if name.replace("_", "").isalnum() else "suite"
+
+    def possible_metrics(self) -> list[str]:
+        """Every name :meth:`on_validate` can return (each only when the member reports it)."""
+        return [*(f"val_{p}_{k}" for p in self.suite.protocols for k in VAL_METRICS), f"val_{self.name}_mean_accuracy"]
+
+    def check(self) -> None:
+        """The suite's preflight before any training (members found and complete, the training contract against
+        each member's): every problem at once, as a :class:`~fr_bench.suites.SuiteError`."""
+        from fr_bench.suites.preflight import preflight
+        from fr_bench.train.export import training_preprocessing
+
+        prep = training_preprocessing(self.input_size, "in training")
+        preflight(self.suite, self.root, embedder=prep, allow_missing=self.allow_missing).raise_for_problems()
 
     def on_validate(self, step: int, model: Any) -> dict[str, float]:
         from fr_bench.suites.run import run_suite
@@ -108,15 +125,18 @@ def _main_rank() -> bool:
 
 def validation_callback(spec: str, root: str | None, input_size: int, device: str | None = None, *,
                         allow_missing: bool = False, echo: Any = None) -> Any:
-    """The callback of ``--val SPEC``: ``suite:NAME`` or ``a,b,c`` -> :class:`SuiteValidation`, one protocol ->
-    :class:`ProtocolValidation` (``frbench evaluate``'s one-protocol path)."""
+    """The callback of ``--val SPEC``: ``suite:NAME`` or ``a,b,c`` -> :class:`SuiteValidation` (its preflight
+    run now, before any training step), one protocol -> :class:`ProtocolValidation` (``frbench evaluate``'s
+    one-protocol path)."""
     spec = spec.strip()
     if spec.startswith("suite:") or "," in spec:
         from fr_bench.suites import parse_protocols_arg
 
         suite = parse_protocols_arg(spec)
         if suite is not None:
-            return SuiteValidation(suite, root, input_size, device, allow_missing=allow_missing, echo=echo)
+            callback = SuiteValidation(suite, root, input_size, device, allow_missing=allow_missing, echo=echo)
+            callback.check()
+            return callback
     if not spec:
         raise ValueError("--val: empty; give suite:NAME, a comma list of protocols or one protocol")
     return ProtocolValidation(spec, root, input_size, device)
@@ -190,6 +210,7 @@ def train(recipe, overrides, data, out, max_steps, device, resume, val, val_root
     elif val:
         callbacks.append(validation_callback(val, val_root, size, device, allow_missing=val_allow_missing,
                                              echo=lambda msg: click.echo(msg, err=True)))
+    _check_keep_best(str(rec.config["run"]["keep_best"]), callbacks)
     import torch.distributed as dist
 
     try:
@@ -204,6 +225,15 @@ def train(recipe, overrides, data, out, max_steps, device, resume, val, val_root
         if result.best and result.best["step"] is not None:
             b = result.best
             click.echo(f"best {b['metric']} = {b['value']:.6g} at step {b['step']}: {Path(out) / b['checkpoint']}")
+
+
+def _check_keep_best(metric: str, callbacks: list[Any]) -> None:
+    """Before training: ``--keep-best`` must be a name the validation can report (it may still be absent from a
+    protocol's result: then the first validation says so)."""
+    possible = [n for cb in callbacks for n in getattr(cb, "possible_metrics", lambda: [])()]
+    if metric and possible and metric not in possible:
+        raise click.UsageError(f"--keep-best / run.keep_best {metric!r}: this validation reports none such; it can "
+                               f"report: {', '.join(possible)}")
 
 
 def _parse_overrides(items: tuple[str, ...]) -> dict[str, Any]:

@@ -90,8 +90,11 @@ def test_val_spec_picks_the_suite_or_the_one_protocol_path(monkeypatch):
     assert isinstance(one, ProtocolValidation) and (one.protocol, one.root) == ("lfw", "/data/lfw.bin")
     suite = validation_callback("suite:demo", None, 32)
     assert isinstance(suite, SuiteValidation) and suite.suite.protocols == ["demo"] and suite.name == "demo"
+    checked = []
+    monkeypatch.setattr(SuiteValidation, "check", lambda self: checked.append(self.suite.protocols))
     listed = validation_callback("lfw,cfp_fp", "/r", 32)
     assert isinstance(listed, SuiteValidation) and listed.suite.protocols == ["lfw", "cfp_fp"]
+    assert checked == [["lfw", "cfp_fp"]]
 
     seen = []
     import fr_bench.runner
@@ -274,6 +277,13 @@ def test_cli_flag_errors(tmp_path):
     assert every.exit_code != 0 and "--val-every needs --val" in every.output
     best = _cli(*base, "--keep-best", "val_demo_accuracy")
     assert best.exit_code != 0 and "needs validation" in best.output
+    # a metric the validation cannot report, before any training step (names what it can)
+    typo = _cli(*base, "--val", "suite:demo", "--keep-best", "val_lfw_accuracy")
+    assert typo.exit_code != 0 and "val_lfw_accuracy" in typo.output and "val_demo_mean_accuracy" in typo.output
+    # a suite whose packs are not under --val-root: its preflight, before any training step
+    (tmp_path / "empty").mkdir()
+    missing = _cli(*base, "--val", "lfw,cfp_fp", "--val-root", tmp_path / "empty")
+    assert missing.exit_code != 0 and "lfw" in missing.output and "cfp_fp" in missing.output, missing.output
     assert not (tmp_path / "o").exists()
 
 
