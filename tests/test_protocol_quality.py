@@ -287,3 +287,15 @@ def test_runner_bad_source_fails_before_evaluating(tmp_path):
         runner.evaluate_model(TinyNet(), "folder", root, quality="detector", **_kw(tmp_path))
     ev = runner.evaluate_model(TinyNet(), "folder", root, **_kw(tmp_path))
     assert "edc" not in ev.result.details and "edc_fnm_pauc" not in ev.result.metrics
+
+
+def test_edc_metric_names_are_plain_non_rates_and_sortable():
+    from fr_bench.metrics import names
+
+    for name in ("edc_fnm_pauc", "edc_fm_pauc", "Q1/edc_fm_pauc"):
+        parsed = names.parse(name)
+        assert parsed is not None and not parsed.is_rate and not names.is_rate(name)
+    ordered = sorted(["edc_fm_pauc", "xnorm", "edc_fnm_pauc", "accuracy", "zzz"], key=names.sort_key)
+    assert ordered == ["accuracy", "xnorm", "edc_fnm_pauc", "edc_fm_pauc", "zzz"]
+    for base in names.PLAIN_NAMES:  # every plain name has a table position (sort_key must not raise)
+        names.sort_key(base)
