@@ -5,8 +5,10 @@
 * :mod:`fr_bench.suites.preflight`: everything wrong with a root, a model and an output folder, reported at once.
 """
 
-from fr_bench.suites.discover import Discovery, Found, discover, discover_all
-from fr_bench.suites.preflight import Preflight, image_set_id, preflight
+# The functions discover() and preflight() are NOT re-exported: that would shadow their modules of the same name
+# (``import fr_bench.suites.preflight as m`` would give the function). Import them from their modules.
+from fr_bench.suites.discover import Discovery, Found, discover_all
+from fr_bench.suites.preflight import Preflight, image_set_id
 from fr_bench.suites.spec import (
     Member,
     Suite,
@@ -18,6 +20,5 @@ from fr_bench.suites.spec import (
     suite_from_protocols,
 )
 
-__all__ = ["Discovery", "Found", "Member", "Preflight", "Suite", "SuiteError", "default_candidates", "discover",
-           "discover_all", "image_set_id", "list_suites", "load_suite", "parse_protocols_arg", "preflight",
-           "suite_from_protocols"]
+__all__ = ["Discovery", "Found", "Member", "Preflight", "Suite", "SuiteError", "default_candidates", "discover_all",
+           "image_set_id", "list_suites", "load_suite", "parse_protocols_arg", "suite_from_protocols"]

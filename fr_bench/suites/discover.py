@@ -38,7 +38,8 @@ class Found:
     @property
     def missing(self) -> bool:
         """True when no candidate exists (as opposed to an ambiguity or another problem)."""
-        return self.path is None and self.problem is not None and self.problem.startswith(f"{self.member.protocol}: missing")
+        problem = self.problem or ""
+        return self.path is None and problem.startswith(f"{self.member.protocol}: missing")
 
 
 @dataclass(frozen=True)

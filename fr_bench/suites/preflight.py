@@ -167,6 +167,10 @@ def _load(found: Found, problems: list[str]) -> Protocol | None:
         text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         problems.append(f"{member.protocol} ({found.path if found.path is not None else 'built in'}): {text}")
         return None
+    except Exception as exc:  # a loader bug must not hide the other problems: report it with its type
+        problems.append(f"{member.protocol} ({found.path if found.path is not None else 'built in'}): unexpected "
+                        f"{type(exc).__name__} while loading: {exc}")
+        return None
 
 
 def preflight(suite: Suite, root: str | Path | None, *, embedder: Any = None, out_dir: str | Path | None = None,

@@ -128,7 +128,8 @@ def _member(raw: Any, where: str) -> Member:
         raise SuiteError(f"{where}: expected a table ([[members]]), got {raw!r}")
     unknown = set(raw) - _MEMBER_KEYS
     if unknown:
-        raise SuiteError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; expected {', '.join(sorted(_MEMBER_KEYS))}")
+        raise SuiteError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+                         f"expected {', '.join(sorted(_MEMBER_KEYS))}")
     if "protocol" not in raw:
         raise SuiteError(f"{where}: missing the 'protocol' key")
     protocol = _check_protocol(raw["protocol"], f"{where}.protocol")
@@ -154,7 +155,8 @@ def suite_from_mapping(data: Mapping[str, Any], name: str, source: str = "") -> 
     where = source or name
     unknown = set(data) - _SUITE_KEYS
     if unknown:
-        raise SuiteError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; expected {', '.join(sorted(_SUITE_KEYS))}")
+        raise SuiteError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+                         f"expected {', '.join(sorted(_SUITE_KEYS))}")
     raw_members = data.get("members")
     if not isinstance(raw_members, list) or not raw_members:
         raise SuiteError(f"{where}: needs at least one [[members]] table (protocol = \"...\")")
