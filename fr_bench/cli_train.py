@@ -32,11 +32,15 @@ def evaluate(model: Any, protocol: str, root: str | Path | None = None, *, out: 
 
 
 def exported(model: Any, input_size: int) -> tuple[Any, dict[str, Any]]:
-    """The network as its checkpoint would be evaluated: the module and its input contract as model options."""
+    """The network as its checkpoint would be evaluated: a copy of the module and its input contract as model
+    options. A copy, because the embedder puts its module in eval mode and, on CUDA, in channels-last memory
+    format: the network being trained stays as it was (training with validation = training without it)."""
+    import copy
+
     from fr_bench.train.export import for_evaluation
 
     module, prep = for_evaluation(model, input_size)
-    return module, {"input_size": list(prep.input_size), "mean": list(prep.mean), "std": list(prep.std),
+    return copy.deepcopy(module), {"input_size": list(prep.input_size), "mean": list(prep.mean), "std": list(prep.std),
                     "channel_order": prep.channel_order}
 
 

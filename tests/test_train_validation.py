@@ -57,7 +57,8 @@ def test_suite_callback_runs_the_suite_on_the_exported_network_and_names_its_met
     net = create_backbone("tinyface", num_features=16, width=4)
     got = cb.on_validate(7, net)
     model, s, root, kw = calls[0]
-    assert model is net and s is suite and root == "/r"
+    assert model is not net and s is suite and root == "/r"  # a copy with the same weights: training is untouched
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), net.state_dict().values()))
     assert kw["model_options"] == {"input_size": [32, 32], "mean": [127.5] * 3, "std": [127.5] * 3,
                                    "channel_order": "RGB"}
     assert kw["use_cache"] is False and kw["progress"] is False and kw["allow_missing"] is True
@@ -107,7 +108,7 @@ def test_val_spec_picks_the_suite_or_the_one_protocol_path(monkeypatch):
     net = create_backbone("tinyface", num_features=16, width=4)
     assert one.on_validate(3, net) == {"val_lfw_accuracy": 0.75, "val_lfw_eer": 0.25}
     model, protocol, root, kw = seen[0]
-    assert model is net and protocol == "lfw" and root == "/data/lfw.bin"
+    assert type(model) is type(net) and protocol == "lfw" and root == "/data/lfw.bin"
     assert kw["model_options"]["input_size"] == [32, 32] and kw["use_cache"] is False
 
 
@@ -184,6 +185,18 @@ def test_best_checkpoint_written_only_on_improvement(tmp_path, monkeypatch, metr
     if want[-1] != 6:
         assert not all(torch.equal(ck["state_dict"][k], cb.weights[6][k]) for k in best_w)
     assert [r[metric] for r in read_log(tmp_path / "r" / "log.csv")] == [f"{SEQ[s]:.8g}" for s in range(1, 7)]
+
+
+def test_real_validation_leaves_the_training_unchanged(tmp_path):
+    from fr_bench.cli_train import ProtocolValidation
+
+    plain = train(_recipe("run.max_steps=3"), "synthetic", tmp_path / "plain", progress=False)
+    val = train(_recipe("run.max_steps=3"), "synthetic", tmp_path / "val", progress=False,
+                callbacks=[ProtocolValidation("demo", None, 32, "cpu")])
+    assert [r["loss"] for r in val.rows] == [r["loss"] for r in plain.rows]
+    assert all(0.0 <= r["val_demo_accuracy"] <= 1.0 for r in val.rows) and len(val.rows) == 3
+    a, b = (torch.load(r.checkpoint, map_location="cpu", weights_only=False)["state_dict"] for r in (plain, val))
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_best_pt_is_evaluated_by_load_model_like_checkpoint_pt(tmp_path):
