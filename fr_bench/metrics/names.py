@@ -16,6 +16,9 @@ base                       meaning                                           rat
 ``xnorm``                  mean L2 norm of the embeddings                    no
 ``edc_fnm_pauc``           pAUC of the ISO FNM-EDC (quality, to 20% discard) no
 ``edc_fm_pauc``            pAUC of the ISO FM-EDC (quality, to 20% discard)  no
+``bcubed_*``               BCubed precision, recall, F of a clustering       yes
+``pairwise_*``             pairwise precision, recall, F of a clustering     yes
+``nmi``                    normalised mutual information of a clustering     no
 =========================  ================================================  ===========
 
 Rates are stored as fractions and shown in percent. Targets are written by :func:`far_name` (``1e-4``, ``5e-3``,
@@ -55,6 +58,13 @@ PLAIN_NAMES: dict[str, bool] = {
     "xnorm": False,
     "edc_fnm_pauc": False,
     "edc_fm_pauc": False,
+    "bcubed_f": True,
+    "pairwise_f": True,
+    "bcubed_precision": True,
+    "bcubed_recall": True,
+    "pairwise_precision": True,
+    "pairwise_recall": True,
+    "nmi": False,
 }
 
 #: Bases with an operating-point target (``<kind>=<target>``), in table order; all are rates.
@@ -65,7 +75,8 @@ _AT = re.compile(rf"^(?P<kind>{'|'.join(re.escape(k) for k in AT_KINDS)})=(?P<ta
 _RANK = re.compile(r"^rank(?P<k>[1-9]\d*)$")
 #: Position of each kind in tables: accuracy first, then TAR, EER/AUC, identification, the rest.
 _ORDER = ("accuracy", "accuracy_std", "accuracy_sem", "tar@far", "eer", "auc", "rank", "tpir@fpir",
-          "merged_rate@far", "xnorm", "edc_fnm_pauc", "edc_fm_pauc")
+          "merged_rate@far", "xnorm", "edc_fnm_pauc", "edc_fm_pauc", "bcubed_f", "pairwise_f",
+          "bcubed_precision", "bcubed_recall", "pairwise_precision", "pairwise_recall", "nmi")
 
 
 @dataclass(frozen=True)

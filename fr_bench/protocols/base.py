@@ -32,8 +32,8 @@ from fr_bench.protocols.conventions import (
 from fr_bench.results.records import ProtocolResult
 from fr_bench.similarity import get_score, list_scores
 
-__all__ = ["CROP_SIZE", "ImageRef", "ImageSource", "Protocol", "ProtocolError", "ProtocolResult", "file_error",
-           "landmarks_digest", "read_text_lines", "require_root", "text_records"]
+__all__ = ["CROP_SIZE", "ClusterItems", "ImageRef", "ImageSource", "Protocol", "ProtocolError", "ProtocolResult",
+           "file_error", "landmarks_digest", "read_text_lines", "require_root", "text_records"]
 
 #: Side of the aligned square crop every protocol delivers.
 CROP_SIZE = 112
@@ -112,6 +112,35 @@ class ImageRef:
     source: str
     member: int | None = None
     landmarks: tuple[tuple[float, float], ...] | None = None
+
+
+@dataclass
+class ClusterItems:
+    """What a protocol offers to cluster (``protocol.cluster_items``): one row per item (an image, or an IJB template).
+
+    ``features``: L2-normalised rows (cosine similarity = dot product); ``labels``: the true identity of each item;
+    ``keys``: a stable name per item (image key or template id). ``pair_scores``/``pair_labels``: cosine scores and
+    genuine flags of the protocol's own verification pairs (what fixes the default clustering threshold), or None
+    when it has none (``pairs_source`` then says why; else what the pairs are).
+    """
+
+    features: np.ndarray
+    labels: np.ndarray
+    keys: list[str]
+    item_kind: str
+    pair_scores: np.ndarray | None
+    pair_labels: np.ndarray | None
+    pairs_source: str
+
+    def __post_init__(self) -> None:
+        n = len(self.keys)
+        if self.features.ndim != 2 or len(self.features) != n or len(self.labels) != n:
+            raise ValueError(f"{n} item keys, {len(self.labels)} labels and features of shape {self.features.shape}")
+        finite = np.isfinite(self.features).all(axis=1)
+        bad = np.flatnonzero(~finite | (np.abs(np.where(finite[:, None], self.features, 0)).sum(axis=1) == 0))
+        if bad.size:
+            raise ValueError(f"{bad.size} item features are zero or not finite (e.g. {self.keys[bad[0]]}): they "
+                             "cannot be clustered by cosine")
 
 
 class ImageSource(ABC):
@@ -255,6 +284,11 @@ class Protocol(ABC):
         ``conventions`` picks a named convention per metric group (see :attr:`conventions`); ``ci`` is a confidence
         level (e.g. 0.95) for bootstrap intervals, or None.
         """
+
+    def cluster_items(self, embeddings: np.ndarray, norms: np.ndarray | None = None) -> ClusterItems:
+        """The items ``frbench cluster`` clusters, with their identities (:class:`ClusterItems`). Protocols that know
+        the identity of what they embed override it; the default raises."""
+        raise ProtocolError(f"{self.name or 'protocol'}: has no identity labels to cluster against")
 
     def pair_qualities(self, image_quality: np.ndarray, *, how: str = "min",
                        skipped: np.ndarray | None = None) -> np.ndarray | None:

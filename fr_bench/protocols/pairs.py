@@ -210,6 +210,21 @@ class PairProtocol(Protocol):
             return Units.per_pair(len(self.labels))
         return Units.from_values(self.identities[self.pairs[:, 0]], self.identities[self.pairs[:, 1]], "subject")
 
+    def cluster_items(self, embeddings: np.ndarray, norms: np.ndarray | None = None) -> Any:
+        """Every image an item labelled by its identity (:attr:`identities`); this protocol's pair list, scored by
+        cosine, are the verification pairs that fix the default clustering threshold (``frbench cluster``)."""
+        from fr_bench.protocols.base import ClusterItems
+
+        if self.identities is None:
+            raise ProtocolError(f"{self.name}: the identities of the images are unknown (no <identity>/<image> "
+                                "paths): there is nothing to cluster against")
+        cosine = get_score("cosine")
+        feats = np.asarray(cosine.prepare(self.check_embeddings(embeddings).astype(np.float64)))
+        scores = np.asarray(cosine.rows(feats[self.pairs[:, 0]], feats[self.pairs[:, 1]]), dtype=np.float64)
+        return ClusterItems(feats, np.asarray(self.identities), self.images.keys(), "image", scores, self.labels,
+                            f"the {self.name} pair list ({len(self.labels):,} pairs of the clustered images: not "
+                            "held out)")
+
     def pair_qualities(self, image_quality: np.ndarray, *, how: str = "min",
                        skipped: np.ndarray | None = None) -> np.ndarray:
         """Pairwise quality of each scored pair (its two images' qualities by ``how``): the pairs of
