@@ -5,14 +5,28 @@ Scores: higher = more similar; a pair is a *match* iff ``score >= threshold`` (a
 ``fr_bench.metrics``). Labels: 1 mated (genuine), 0 non-mated (impostor). Pairwise quality: higher = better; pairs
 are discarded lowest quality first. Rates come from integer counts.
 
-Sources of the defaults. The ISO/IEC 29794-1:2024 text itself could NOT be checked here (no copy at hand): the
-rules below (threshold fixed once from a starting error, discarding by ascending pairwise quality, all pairs of one
-quality value together, pAUC of the step curve up to a discard limit, comparison with the theoretical best) are
-those the project's issue 13 attributes to the standard's EDC clause and that Schlett et al., "Considerations on
-the evaluation of biometric quality assessment algorithms" (IEEE T-BIOM 2023, the paper behind the standard's EDC
-text) describe. ``starting_error=0.05`` for FNM-EDC and ``discard_limit=0.20`` are the values issue 13 gives for
-the standard; ``starting_error=1e-3`` for FM-EDC is this project's choice (issue 13 names it as an example). The
-pairwise quality ``min`` default is the usual choice of that paper (the weaker sample limits the pair).
+Sources (looked up 2026-11-30; the standard's clause text itself could NOT be read here, so no default below is
+quoted from it):
+
+- ISO/IEC 29794-1:2024, third edition 2024-05 (https://www.iso.org/standard/79519.html). Its table of contents (front
+  matter seen in a web copy) has clause 10 "Pairwise quality" and clause 11 on evaluation (its title truncated in the
+  copy seen), where the EDC presumably lives; the clause wording and its defaults are unverified.
+- Schlett, Rathgeb, Tapia, Busch, "Considerations on the evaluation of biometric quality assessment algorithms",
+  IEEE T-BIOM (ieeexplore 10330743; arXiv 2303.13294), abstract: an EDC depends on an error type (FNMR or FMR), a
+  set of comparisons and a comparison threshold "corresponding to a starting error"; comparisons are progressively
+  discarded by the pair's LOWEST sample quality (the ``min`` rule, our default) and the error is recomputed on the
+  remaining comparisons; a discard fraction limit is chosen for the pAUC (stepwise vs linear interpolation is
+  discussed; higher limits give more stable rankings).
+- The same group's reference code, github.com/dasec/quality-assessment-evaluation, ``edc.py`` (commit 2a66097,
+  2023-11): a run of identical pairwise qualities is discarded at once (as here: a tie is never split); ``min``
+  pairwise quality by default; pAUC of the step curve up to the limit (as here); its example's defaults are a
+  starting error of 0.05 and a pAUC discard limit of 0.20 (ours for FNM-EDC). It DIFFERS from this module in that
+  (1) it is fed the comparisons of one class (mated for FNM-EDC, non-mated for FM-EDC), so its discard fraction is a
+  share of that class, not of all pairs as here; (2) its threshold is ``np.quantile`` of those scores (linear
+  interpolation: the starting error is approximate), here the exact count rule (starting error <= target);
+  (3) its "theoretical best" area is that under the line ``max(0, e0 - x)``, here the exact pair-by-pair best
+  ``(E - k) / (N - k)``; (4) it appends the point (1, 0) at full discard, where the error here is NaN.
+- ``starting_error=1e-3`` for FM-EDC is this project's choice (issue 13's example); no source default was found.
 """
 
 from __future__ import annotations
@@ -137,15 +151,10 @@ def _discard_steps(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ``j`` (0 at step 0; step ``j >= 1`` removes every pair whose quality is <= the ``j``-th smallest distinct
     value, so a tie is never split). One value sort, no argsort."""
     qs = np.sort(q)
-    is_last = np.empty(qs.size, dtype=bool)  # last sorted position of each distinct quality value
-    np.not_equal(qs[1:], qs[:-1], out=is_last[:-1])
-    is_last[-1] = True
-    last = np.flatnonzero(is_last)
-    del is_last
-    removed = np.empty(last.size + 1, dtype=np.int64)
-    removed[0] = 0
-    np.add(last, 1, out=removed[1:])
-    return qs, removed
+    is_start = np.empty(qs.size + 1, dtype=bool)  # first sorted position of each distinct value, and the end
+    is_start[0] = is_start[-1] = True
+    np.not_equal(qs[1:], qs[:-1], out=is_start[1:-1])
+    return qs, np.flatnonzero(is_start)  # the start of group j = pairs below its value = removed before it
 
 
 def _step_of(qs: np.ndarray, removed: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -213,15 +222,20 @@ def _best_curve(removed: np.ndarray, n_err: int, n_cls: int, n: int, limit: floa
 
 
 def _magface_edc(y: np.ndarray, s: np.ndarray, q: np.ndarray, limit: float) -> EDCResult:
-    dist = np.arccos(np.clip(s.astype(np.float64), -1.0, 1.0)) / np.pi
+    """MagFace's curve. The distances are put in ascending-quality order once, split by class; dropping the first
+    ``start`` pairs then leaves a suffix of each (no gather per fraction), and the threshold is a selection."""
     order = np.argsort(q, kind="stable")
+    y_o = y[order]
+    dist_o = np.arccos(np.clip(s[order].astype(np.float64), -1.0, 1.0)) / np.pi
+    neg_o, pos_o = dist_o[~y_o], dist_o[y_o]
+    mated_before = np.concatenate([[0], np.cumsum(y_o)])  # mated pairs among the first j in quality order
+    del dist_o
     n = q.size
     errors, thresholds, fractions = [], [], []
     for u in MAGFACE_FRACTIONS:
         start = int(u * n)
-        kept = order[start:]
-        dk, yk = dist[kept], y[kept]
-        neg, pos = dk[~yk], dk[yk]
+        gone_mated = int(mated_before[start])
+        neg, pos = neg_o[start - gone_mated:], pos_o[gone_mated:]
         fractions.append(start / n)
         if neg.size == 0 or pos.size == 0:
             thresholds.append(np.nan)
