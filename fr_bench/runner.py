@@ -198,6 +198,10 @@ def evaluate_model(
     ``quality`` (a source of :mod:`fr_bench.protocols.quality`: "norm", "detector" or a CSV path) adds the EDC of
     the 1:1 pairs, their pairwise quality made by ``quality_how`` ("min", "mean", "product").
     """
+    if quality is not None and prepare_kwargs.get("loaded_protocol") is None:  # a bad source fails before extraction
+        options = dict(prepare_kwargs.get("protocol_options") or {})
+        prepare_kwargs["loaded_protocol"] = load_protocol(protocol, root, **options)
+        _quality.check_source(prepare_kwargs["loaded_protocol"], str(quality), how=quality_how)
     prep = prepare(model, protocol, root, conventions=conventions, **prepare_kwargs)
     return evaluate_prepared(prep, out=out, conventions=conventions, ci=ci, n_boot=n_boot, seed=seed, name=name,
                              model_spec=str(model), quality=quality, quality_how=quality_how)

@@ -281,10 +281,21 @@ def test_runner_skipped_image_drops_its_pairs_from_the_edc_too(tmp_path):
     _check_edc(ev.result, expected, "mean")
 
 
-def test_runner_bad_source_fails_before_evaluating(tmp_path):
+def test_runner_bad_source_fails_before_extracting(tmp_path):
     root = _folder(tmp_path / "faces")
+    net = TinyNet()
     with pytest.raises(ValueError, match="folder: quality source 'detector' needs a detector score"):
-        runner.evaluate_model(TinyNet(), "folder", root, quality="detector", **_kw(tmp_path))
+        runner.evaluate_model(net, "folder", root, quality="detector", **_kw(tmp_path))
+    bad = _write_csv(tmp_path / "bad.csv", [("ann/0.png", 1.0)])
+    with pytest.raises(ProtocolError, match=r"bad\.csv: 11 images of the protocol have no quality score"):
+        runner.evaluate_model(net, "folder", root, quality=str(bad), **_kw(tmp_path))
+    with pytest.raises(ValueError, match="unknown rule 'max'"):
+        runner.evaluate_model(net, "folder", root, quality="norm", quality_how="max", **_kw(tmp_path))
+    fx, _, _ = ijb_fixture(tmp_path / "IJBC", with_csvs=True)  # no image files: must fail before reading any
+    with pytest.raises(ValueError, match="ijbc_1n has no verification pairs: EDC needs 1:1 pairs"):
+        runner.evaluate_model(net, "ijbc_1n", fx.root, quality="norm", protocol_options={"check_counts": False},
+                              **_kw(tmp_path))
+    assert net.rows_seen == 0  # nothing was embedded
     ev = runner.evaluate_model(TinyNet(), "folder", root, **_kw(tmp_path))
     assert "edc" not in ev.result.details and "edc_fnm_pauc" not in ev.result.metrics
 

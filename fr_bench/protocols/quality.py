@@ -37,7 +37,7 @@ from fr_bench.metrics import edc
 from fr_bench.protocols.base import Protocol, ProtocolError, ProtocolResult, file_error, read_text_lines
 
 __all__ = ["EDC_CURVES", "MAX_CURVE_POINTS", "QUALITY_HELP", "QUALITY_SOURCES", "QualityPlan", "attach_edc",
-           "downsample_steps", "image_quality", "plan_quality", "read_quality_csv"]
+           "check_source", "downsample_steps", "image_quality", "plan_quality", "read_quality_csv"]
 
 #: Help text of the CLI's ``--quality`` option.
 QUALITY_HELP = ("per-image quality source for an EDC (error-versus-discard, ISO/IEC 29794-1) of the 1:1 pairs: "
@@ -162,11 +162,22 @@ class QualityPlan:
     pair_quality: np.ndarray
 
 
+def check_source(protocol: Protocol, source: str, *, how: str = "min") -> None:
+    """Fail before any extraction when ``source`` cannot give an EDC on ``protocol``: no 1:1 pairs, an unknown
+    ``how``, no detector score, or a CSV file that does not match the image keys (``"norm"`` needs the features:
+    it is checked by :func:`plan_quality`)."""
+    name = protocol.name or type(protocol).__name__
+    if protocol.pair_qualities(np.ones(len(protocol.images)), how=how) is None:  # cheap: no image read
+        raise ValueError(f"{name} has no verification pairs: EDC needs 1:1 pairs")
+    if source != "norm":
+        image_quality(protocol, source, None)
+
+
 def plan_quality(protocol: Protocol, source: str, norms: np.ndarray | None, *, how: str = "min",
                  skipped: np.ndarray | None = None) -> QualityPlan:
     """Image qualities of ``source`` mapped to the protocol's verification pairs (``skipped``: images the
     extractor could not embed, whose pairs the protocol drops). Run before ``evaluate`` so a bad source fails
-    fast; ``ValueError`` when the protocol has no 1:1 pairs."""
+    before the evaluation; ``ValueError`` when the protocol has no 1:1 pairs."""
     name = protocol.name or type(protocol).__name__
     if protocol.pair_qualities(np.ones(len(protocol.images)), how=how) is None:  # cheap: no image read
         raise ValueError(f"{name} has no verification pairs: EDC needs 1:1 pairs")
