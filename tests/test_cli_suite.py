@@ -1,0 +1,148 @@
+"""``frbench evaluate -p a,b,c`` / ``-p suite:NAME`` end to end with a tiny torch model: the preflight report, the
+combined table, one result file per protocol plus the suite record, the extraction count with --no-cache, preflight
+errors, --allow-missing, --json and --quality."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from test_suite_run import _ijbc, _pack
+
+from fr_bench import extract as fr_extract
+from fr_bench.cli import main
+
+MODEL = "embed_fixtures:TinyNet"  # tests/ is on sys.path: a 'module:function' spec returning an nn.Module
+pytestmark = pytest.mark.filterwarnings("ignore:TPIR at FPIR")
+
+SUITE_TOML = """display_name = "Small"
+description = "fixture packs of 60 pairs"
+{members}
+"""
+MEMBER = """
+[[members]]
+protocol = "{protocol}"
+candidates = ["{candidate}"]
+options = {{{options}}}
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cli_suite_root")
+    for k, name in enumerate(("lfw", "cfp_fp", "agedb_30")):
+        _pack(base / f"{name}.bin", seed=10 * k)
+    _ijbc(base / "IJBC")
+    return base
+
+
+def _suite_file(folder, members: list[tuple[str, str, str]], name: str = "small") -> str:
+    text = SUITE_TOML.format(members="".join(MEMBER.format(protocol=p, candidate=c, options=o) for p, c, o in members))
+    path = folder / f"{name}.toml"
+    path.write_text(text)
+    return f"suite:{path}"
+
+
+PACKS = [("lfw", "lfw.bin", "expected_pairs = 60"), ("cfp_fp", "cfp_fp.bin", "expected_pairs = 60"),
+         ("agedb_30", "agedb_30.bin", "expected_pairs = 60")]
+IJB = [("ijbc", "IJBC", "check_counts = false"), ("ijbc_1n", "IJBC", "check_counts = false")]
+
+
+def _evaluate(*args: str):
+    return CliRunner().invoke(main, ["evaluate", "-m", MODEL, "--name", "TinyNet", "--no-cache", "-q", "--workers", "0", *args])
+
+
+def test_suite_prints_the_preflight_and_one_combined_table(root, tmp_path):
+    out = tmp_path / "out"
+    res = _evaluate("-p", _suite_file(tmp_path, PACKS), "-r", str(root), "--out", str(out))
+    assert res.exit_code == 0, res.output
+    text = res.output
+    assert "3 of 3 members ready" in text and "Images to embed: 360 in 3 distinct image sets" in text
+    assert text.index("Images to embed") < text.index("| LFW")  # the preflight comes before the table
+    header = next(line for line in text.splitlines() if "| LFW" in line)
+    assert "CFP-FP" in header and "AgeDB-30" in header
+    row = next(line for line in text.splitlines() if line.startswith("TinyNet"))
+    cells = [c.strip() for c in row.split("|")[1:]]
+    for protocol, cell in zip(("lfw", "cfp_fp", "agedb_30"), cells):
+        stored = json.loads((out / "TinyNet" / f"{protocol}.json").read_text())
+        assert cell == f"{100 * stored['result']['metrics']['accuracy']:.2f}"
+    record = json.loads((out / "TinyNet" / "suite-small.json").read_text())
+    assert list(record["members"]) == ["lfw", "cfp_fp", "agedb_30"] and record["skipped"] == {}
+    assert f"suite record: {out / 'TinyNet' / 'suite-small.json'}" in text
+
+
+def test_suite_numbers_equal_the_one_protocol_command(root, tmp_path):
+    res = _evaluate("-p", _suite_file(tmp_path, PACKS[:1] + IJB), "-r", str(root), "--out", str(tmp_path / "s"),
+                    "--json")
+    assert res.exit_code == 0, res.output
+    record = json.loads(res.output[res.output.index("{"):])
+    for protocol, where, option in PACKS[:1] + IJB:
+        one = _evaluate("-p", protocol, "-r", str(root / where), "-o", option.replace(" ", ""), "--out", str(tmp_path / "one"), "--json")
+        assert one.exit_code == 0, one.output
+        alone = json.loads(one.output[one.output.index("{"):])
+        suite_file = json.loads(open(record["members"][protocol]["result_file"]).read())
+        assert suite_file["result"]["metrics"] == alone["result"]["metrics"]
+        assert suite_file["result"]["operating_points"] == alone["result"]["operating_points"]
+        assert suite_file["result"]["conventions"] == alone["result"]["conventions"]
+    assert [e["protocols"] for e in record["extractions"]] == [["lfw"], ["ijbc", "ijbc_1n"]]
+
+
+def test_no_cache_extracts_each_distinct_image_set_once(root, tmp_path, monkeypatch):
+    calls: list[int] = []
+    real = fr_extract.extract
+    monkeypatch.setattr(fr_extract, "extract", lambda images, model, **kw: calls.append(len(images)) or real(
+        images, model, **kw))
+    res = _evaluate("-p", _suite_file(tmp_path, IJB + PACKS[1:2]), "-r", str(root), "--out", str(tmp_path))
+    assert res.exit_code == 0, res.output
+    assert len(calls) == 2 and calls[1] == 120  # IJB-C 1:1 and 1:N: one extraction; CFP-FP: one
+    assert "ijbc and ijbc_1n share one" in res.output
+
+
+def test_preflight_errors_stop_before_extraction_and_name_every_file(root, tmp_path, monkeypatch):
+    calls: list[int] = []
+    monkeypatch.setattr(fr_extract, "extract", lambda *a, **k: calls.append(1))
+    res = _evaluate("-p", "lfw,cfp_fp,calfw", "-r", str(root), "--out", str(tmp_path / "o"))
+    assert res.exit_code == 1
+    assert str(root / "lfw.bin") in res.output and "60 pairs, expected 6000" in res.output
+    assert str(root / "cfp_fp.bin") in res.output and "calfw" in res.output
+    assert "nothing was embedded" in res.output and "--allow-missing" in res.output
+    assert calls == [] and not (tmp_path / "o").exists()
+
+
+def test_allow_missing_runs_the_rest_and_says_what_was_skipped(root, tmp_path):
+    suite = _suite_file(tmp_path, PACKS[:1] + [("calfw", "calfw.bin", "expected_pairs = 60")], name="withcalfw")
+    res = _evaluate("-p", suite, "-r", str(root), "--out", str(tmp_path))
+    assert res.exit_code == 1 and "calfw" in res.output
+    res = _evaluate("-p", suite, "-r", str(root), "--out", str(tmp_path), "--allow-missing")
+    assert res.exit_code == 0, res.output
+    assert "skipped calfw:" in res.output and "skipped" in next(
+        line for line in res.output.splitlines() if line.startswith("TinyNet"))
+    record = json.loads((tmp_path / "TinyNet" / "suite-withcalfw.json").read_text())
+    assert list(record["skipped"]) == ["calfw"] and list(record["members"]) == ["lfw"]
+
+
+def test_quality_is_forwarded_to_every_member(root, tmp_path):
+    res = _evaluate("-p", _suite_file(tmp_path, PACKS[:2]), "-r", str(root), "--out", str(tmp_path),
+                    "--quality", "norm", "--quality-pair", "mean")
+    assert res.exit_code == 0, res.output
+    for protocol in ("lfw", "cfp_fp"):
+        stored = json.loads((tmp_path / "TinyNet" / f"{protocol}.json").read_text())
+        assert any(k.startswith("edc_") for k in stored["result"]["metrics"]), stored["result"]["metrics"].keys()
+
+
+def test_help_shows_the_suite_examples():
+    res = CliRunner().invoke(main, ["evaluate", "--help"])
+    assert res.exit_code == 0
+    assert "-p suite:quick" in res.output and "--allow-missing" in res.output and "--quality-pair" in res.output
+    assert "ISO/IEC 29794-1" in res.output  # --quality's help comes from fr_bench.protocols.quality
