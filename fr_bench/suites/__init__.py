@@ -9,6 +9,7 @@
 # (``import fr_bench.suites.preflight as m`` would give the function). Import them from their modules.
 from fr_bench.suites.discover import Discovery, Found, discover_all
 from fr_bench.suites.preflight import Preflight, image_set_id
+from fr_bench.suites.run import SuiteRun, run_suite
 from fr_bench.suites.spec import (
     Member,
     Suite,
@@ -21,4 +22,5 @@ from fr_bench.suites.spec import (
 )
 
 __all__ = ["Discovery", "Found", "Member", "Preflight", "Suite", "SuiteError", "default_candidates", "discover_all",
-           "image_set_id", "list_suites", "load_suite", "parse_protocols_arg", "suite_from_protocols"]
+           "image_set_id", "list_suites", "load_suite", "parse_protocols_arg", "suite_from_protocols", "SuiteRun",
+           "run_suite"]
