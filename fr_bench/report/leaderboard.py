@@ -19,7 +19,8 @@ Honesty rules, each with a footnote under the table:
 When one protocol's results all share data and conventions, the conventions are stated once in a legend footnote.
 ``suite=`` renders a suite as the papers' table (:data:`SUITE_COLUMNS`: LFW | CFP-FP | AgeDB-30 | CALFW | CPLFW |
 IJB-B 1e-4 | IJB-C 1e-4, then any 1:N members' headline columns), under the same rules; empty cells are footnoted.
-This module formats stored numbers only: it computes no metric and imports no models.
+The markers and their footnotes are built by :mod:`fr_bench.report.leaderboard_notes`. This module formats stored
+numbers only: it computes no metric and imports no models.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from fr_bench.metrics import names as metric_names
+from fr_bench.report.leaderboard_notes import EDC_KINDS, edc_notes, level_text, protocol_notes
 from fr_bench.report.render import FORMAT_EXTENSIONS, as_number, format_value, render
 from fr_bench.results import StoredResult, atomic_write_text, load_results
 
@@ -141,14 +143,6 @@ def _protocol_order(names: Iterable[str], protocols: Sequence[str] | None) -> li
     return sorted(names, key=key)
 
 
-def _letters(n: int) -> list[str]:
-    return [chr(ord("A") + i) if i < 26 else f"Z{i - 25}" for i in range(n)]
-
-
-def _short(h: str | None) -> str:
-    return f"data {h[:12]}" if h else "data hash not recorded"
-
-
 #: The columns of the suite paper table (``leaderboard(..., suite=...)``): member protocol -> its ``(metric, label,
 #: scale)`` columns. One column per 1:1 IJB set, at FAR 1e-4, as the papers' first table prints it (the full
 #: leaderboard's :data:`HEADLINE_COLUMNS` has three for IJB-C); members not listed (the IJB 1:N sets, others) get
@@ -158,10 +152,6 @@ SUITE_COLUMNS: dict[str, list[tuple[str, str, float]]] = {
     "ijbb": [("tar@far=1e-4", "IJB-B 1e-4", 100.0)],
     "ijbc": [("tar@far=1e-4", "IJB-C 1e-4", 100.0)],
 }
-
-#: EDC error kind -> (the rate it counts, the curve's name); the column reads ``edc_<kind>_pauc``.
-EDC_KINDS = {"fnm": ("FNMR", "FNM-EDC"), "fm": ("FMR", "FM-EDC")}
-
 
 def suite_columns(suite: Any, metrics: Mapping[str, Iterable[str]] | None = None) -> list[tuple[str, str, str, float]]:
     """The suite table's ``(protocol, metric, label, scale)`` columns, in the suite's member order.
@@ -303,9 +293,9 @@ def leaderboard(
             comparable[label] = True
             continue
         if proto not in done_protocols:
-            done_protocols[proto] = _protocol_notes(proto, per_model, footnotes)
+            done_protocols[proto] = protocol_notes(proto, per_model, footnotes)
         data_marks, conv_marks = done_protocols[proto]
-        edc_marks = _edc_notes(col, footnotes) if col.edc else {}
+        edc_marks = edc_notes(label, col.edc, col.metric, per_model, footnotes) if col.edc else {}
         comparable[label] = not data_marks and not conv_marks and not edc_marks
         if not comparable[label]:
             groups[label] = {m: data_marks.get(m, "") + conv_marks.get(m, "") + edc_marks.get(m, "")
@@ -319,7 +309,7 @@ def leaderboard(
             ikey = _resolve_key(rec.result.intervals, col.metric) if intervals else None
             interval = rec.result.intervals.get(ikey) if ikey else None
             if interval:
-                levels.add(_level_text(interval))
+                levels.add(level_text(interval))
             text = format_value(rec.result.metrics[key], col.scale, interval, decimals + (2 if col.edc else 0))
             marks = [s for s in (data_marks.get(model), conv_marks.get(model), edc_marks.get(model)) if s]
             if rec.flags:
@@ -361,93 +351,6 @@ def _sorted(df: pd.DataFrame, plan: Sequence[_Column], comparable: Mapping[str, 
     order = sorted(df.index, key=lambda m: (math.isnan(vals[m]), sign * vals[m] if not math.isnan(vals[m])
                                             else 0.0, m))
     return df.loc[order]
-
-
-def _edc_settings(rec: StoredResult, kind: str) -> tuple[tuple[str, str], ...]:
-    """What makes two EDC pAUCs comparable: quality source, pair-quality rule, convention, starting error, limit."""
-    edc = rec.result.details.get("edc")
-    if not isinstance(edc, Mapping):
-        return ()
-    curve = edc.get(kind) if isinstance(edc.get(kind), Mapping) else {}
-    items = [("quality", edc.get("source")), ("source detail", edc.get("source_detail")),
-             ("pair quality", edc.get("pair_quality")), ("convention", edc.get("convention")),
-             (f"starting {EDC_KINDS[kind][0]}", curve.get("starting_error")),
-             ("discard limit", curve.get("discard_limit"))]
-    return tuple((k, f"{v:g}" if isinstance(v, (int, float)) else str(v)) for k, v in items if v not in (None, ""))
-
-
-def _edc_notes(col: _Column, footnotes: list[str]) -> dict[str, str]:
-    """Markers ``§a``, ``§b``, ... per model of an EDC column whose settings differ; appends the column's footnote
-    (its settings, or the groups; and that lower is better)."""
-    assert col.edc is not None
-    with_value = {m: r for m, r in col.per_model.items() if col.metric in r.result.metrics}
-    sigs = sorted({_edc_settings(r, col.edc) for r in with_value.values()})
-    legend = (f"pAUC = area under the step {EDC_KINDS[col.edc][1]} curve up to the discard limit "
-              f"({EDC_KINDS[col.edc][0]} x fraction discarded, unscaled); lower is better")
-
-    def describe(sig: tuple[tuple[str, str], ...]) -> str:
-        return ", ".join(f"{k} = {v}" for k, v in sig) or "EDC settings not recorded"
-
-    if len(sigs) <= 1:
-        footnotes.append(f"{col.label}: {describe(sigs[0] if sigs else ())}; {legend}")
-        return {}
-    letter = dict(zip(sigs, (s.lower() for s in _letters(len(sigs)))))
-    marks, parts = {}, []
-    for sig in sigs:
-        members = sorted(m for m, r in with_value.items() if _edc_settings(r, col.edc) == sig)
-        parts.append(f"§{letter[sig]} = {describe(sig)} ({', '.join(members)})")
-        marks.update({m: f"§{letter[sig]}" for m in members})
-    footnotes.append(f"{col.label}: different quality sources or EDC settings; not comparable across groups, not "
-                     f"ranked: {'; '.join(parts)}; {legend}")
-    return marks
-
-
-def _level_text(interval: Mapping[str, Any]) -> str:
-    level = as_number(interval.get("level"))
-    text = f"{level * 100:g}% confidence interval" if not math.isnan(level) else "confidence interval"
-    n_boot = interval.get("n_boot")
-    return text + (f" (bootstrap, {n_boot} resamples)" if n_boot else "")
-
-
-def _protocol_notes(proto: str, per_model: Mapping[str, StoredResult], footnotes: list[str]
-                    ) -> tuple[dict[str, str], dict[str, str]]:
-    """Markers per model for data groups and convention groups of one protocol; appends their footnotes."""
-    display = next(iter(per_model.values())).display_name
-    data_marks: dict[str, str] = {}
-    conv_marks: dict[str, str] = {}
-
-    hashes = sorted({r.data_hash or "" for r in per_model.values()})
-    if len(hashes) > 1:
-        letter = dict(zip(hashes, _letters(len(hashes))))
-        parts = []
-        for h in hashes:
-            members = sorted(m for m, r in per_model.items() if (r.data_hash or "") == h)
-            release = next((per_model[m].data_release for m in members if per_model[m].data_release), None)
-            desc = _short(h or None) + (f", release {release!r}" if release else "")
-            parts.append(f"†{letter[h]} = {desc} ({', '.join(members)})")
-            for m in members:
-                data_marks[m] = f"†{letter[h]}"
-        footnotes.append(f"{display}: results computed on different data; not comparable across groups, "
-                         f"not ranked: " + "; ".join(parts))
-
-    def signature(rec: StoredResult) -> tuple[tuple[str, str], ...]:
-        return tuple(sorted((str(k), str(v)) for k, v in rec.conventions.items()))
-
-    sigs = sorted({signature(r) for r in per_model.values()})
-    if len(sigs) > 1:
-        letter = dict(zip(sigs, _letters(len(sigs))))
-        parts = []
-        for sig in sigs:
-            members = sorted(m for m, r in per_model.items() if signature(r) == sig)
-            desc = ", ".join(f"{k} = {v}" for k, v in sig) or "conventions not recorded"
-            parts.append(f"§{letter[sig]} = {desc} ({', '.join(members)})")
-            for m in members:
-                conv_marks[m] = f"§{letter[sig]}"
-        footnotes.append(f"{display}: results scored under different conventions; not comparable across groups, "
-                         f"not ranked: " + "; ".join(parts))
-    elif sigs and sigs[0]:
-        footnotes.append(f"{display} conventions: " + ", ".join(f"{k} = {v}" for k, v in sigs[0]))
-    return data_marks, conv_marks
 
 
 def write_leaderboard(
