@@ -41,9 +41,11 @@ def test_every_problem_at_once(tmp_path, images):
     suite = Suite("s", "S", "", (Member("lfw", ("lfw.bin",)), Member("cfp_fp", ("cfp_fp.bin", "CFP")),
                                  Member("agedb_30", ("agedb_30.bin",), ANY_SIZE)))
     pf = preflight(suite, tmp_path, embedder=_bgr_model(), out_dir=out)
-    assert len(pf.problems) == 4, pf.report()
-    size, missing, conflict, outp = pf.problems
+    assert len(pf.problems) == 5, pf.report()
+    size, lfw_conflict, missing, conflict, outp = pf.problems
     assert str(tmp_path / "lfw.bin") in size and f"{N_PAIRS} pairs, expected 6000" in size
+    # the pack that does not load is still checked against the model
+    assert str(tmp_path / "lfw.bin") in lfw_conflict and "colour-space conflict" in lfw_conflict
     assert missing == f"cfp_fp: missing under {tmp_path} (tried cfp_fp.bin, CFP)"
     assert str(tmp_path / "agedb_30.bin") in conflict and "colour-space conflict" in conflict
     assert "BGR" in conflict and "RGB" in conflict and "agedb_30.toml" in conflict
@@ -154,3 +156,26 @@ def test_image_estimate_counts_each_distinct_image_set_once(tmp_path, images):
     assert pf.n_images == 2 * N_PAIRS + 2 * 6 + n_ijb + 55
     assert pf.n_images < sum(len(p.images) for _, _, p in pf.ok)
     assert f"Images to embed: {pf.n_images:,} in 4 distinct image sets" in pf.report()
+
+
+def test_image_set_id_tells_folders_apart_and_its_shortcut_equals_keys(tmp_path):
+    import numpy as np
+
+    from fr_bench.protocols.array_images import ArrayImageSource
+    from fr_bench.protocols.images import FileImageSource
+    from fr_bench.suites.preflight import _keys, image_set_id
+
+    rel = [f"loose_crop/{i}.jpg" for i in range(1, 6)]
+    lm = np.zeros((5, 5, 2), np.float32)
+    files = FileImageSource(tmp_path / "IJBC", rel, lm, key_prefix="ijbc/")
+    assert _keys(files) == [files.ref(i).key for i in range(5)]  # the shortcut is the generic definition
+
+    class _P:
+        def __init__(self, images):
+            self.images = images
+
+    same = [_P(ArrayImageSource(tmp_path / "IJBC", np.array(rel), lm)) for _ in range(2)]
+    other_root = _P(ArrayImageSource(tmp_path / "IJBB", np.array(rel), lm))
+    fewer = _P(ArrayImageSource(tmp_path / "IJBC", np.array(rel[:4]), lm[:4]))
+    ids = [image_set_id(p) for p in (*same, other_root, fewer)]
+    assert ids[0] == ids[1] and len(set(ids)) == 3

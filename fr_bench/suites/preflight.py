@@ -91,14 +91,25 @@ class Preflight:
             raise SuiteError(self.report())
 
 
+def _keys(images: Any) -> list[str]:
+    """``images.keys()``, without building an ImageRef per image for a file list (469k IJB-C refs take seconds)."""
+    relpaths = getattr(images, "relpaths", None)
+    if isinstance(relpaths, list) and isinstance(getattr(images, "key_prefix", None), str):
+        return [images.key_prefix + r for r in relpaths]
+    return list(images.keys())
+
+
 def image_set_id(protocol: Protocol) -> str:
-    """sha256 of a protocol's image list: every image's key and the file it is read from. Members with the same id
-    embed the same images (one extraction serves them all)."""
-    h = hashlib.sha256()
+    """sha256 of a protocol's image list: the image keys, their count and the files the first and last are read from
+    (keys are relative: ``loose_crop/1.jpg`` of IJB-B and of IJB-C differ only by the folder). Members with the same
+    id embed the same images, so one extraction serves them all."""
     images = protocol.images
-    for i in range(len(images)):
-        ref = images.ref(i)
-        h.update(f"{ref.key}\t{ref.source}\t{ref.member}\n".encode())
+    n = len(images)
+    h = hashlib.sha256(f"{n}\n".encode())
+    if n:
+        first, last = images.ref(0), images.ref(n - 1)
+        h.update(f"{first.source}\t{first.member}\n{last.source}\t{last.member}\n".encode())
+        h.update("\n".join(_keys(images)).encode())
     return h.hexdigest()
 
 
@@ -117,21 +128,24 @@ def _prep_of(embedder: Any) -> Preprocessing | None:
     return None
 
 
-def contract_problems(member: Member, path: Path | None, protocol: Protocol, prep: Preprocessing | None, *,
+def contract_problems(member: Member, path: Path | None, spec: Mapping[str, Any], prep: Preprocessing | None, *,
+                      protocol: Protocol | None = None,
                       allow_channel_swap: bool = False) -> tuple[list[str], list[str]]:
-    """(problems, warnings) of feeding ``protocol``'s images to a model of contract ``prep`` (see the module doc)."""
-    spec_file = protocol.spec.get("spec_file") or load_spec(member.protocol).get("spec_file", member.protocol)
+    """(problems, warnings) of feeding member ``member``'s images (protocol ``spec``; ``protocol`` when it loaded) to
+    a model of contract ``prep`` (None: no model), as the module doc says."""
+    spec_file = spec.get("spec_file", member.protocol)
     where = f"{member.protocol} ({path if path is not None else 'built in'})"
-    declared = str(protocol.spec.get("color_space", "RGB")).upper()
-    delivered = str(getattr(protocol.images, "color_space", "RGB")).upper()
+    declared = str(spec.get("color_space", "RGB")).upper()
     problems: list[str] = []
     warnings: list[str] = []
     if declared not in CHANNEL_ORDERS:
         problems.append(f"{where}: {spec_file} declares color_space = {declared!r}; a model takes "
                         f"{' or '.join(CHANNEL_ORDERS)}")
-    elif delivered != declared:
-        problems.append(f"{where}: {spec_file} declares color_space = {declared!r} but its loader delivers "
-                        f"{delivered} images; fix the spec or the loader")
+    elif protocol is not None:
+        delivered = str(getattr(protocol.images, "color_space", "RGB")).upper()
+        if delivered != declared:
+            problems.append(f"{where}: {spec_file} declares color_space = {declared!r} but its loader delivers "
+                            f"{delivered} images; fix the spec or the loader")
     if prep is None:
         return problems, warnings
     if declared in CHANNEL_ORDERS and prep.channel_order != declared and not allow_channel_swap:
@@ -204,13 +218,14 @@ def preflight(suite: Suite, root: str | Path | None, *, embedder: Any = None, ou
                 result.problems.append(found.problem)
             continue
         protocol = _load(found, result.problems)
-        if protocol is None:
-            continue
-        problems, warnings = contract_problems(member, found.path, protocol, prep,
+        # the model's contract is checked against the spec even when loading failed: every problem at once
+        loaded = protocol is not None and protocol.spec.get("spec_file")
+        spec = protocol.spec if loaded else load_spec(member.protocol)
+        problems, warnings = contract_problems(member, found.path, spec, prep, protocol=protocol,
                                                allow_channel_swap=allow_channel_swap)
         result.problems.extend(problems)
         result.warnings.extend(warnings)
-        if problems:
+        if protocol is None or problems:
             continue
         result.ok.append((member, found.path, protocol))
         ident = image_set_id(protocol)
