@@ -125,3 +125,19 @@ def test_sface_default_threshold_separates_the_demo_perfectly(folders):
         assert impostor_max < t < genuine_min
         assert res["metrics"]["pairwise_f"] == res["metrics"]["bcubed_f"] == 1.0
         assert res["details"]["counts"]["clusters"] == 5
+
+
+def test_every_option_is_explained_and_every_example_parses():
+    import click
+    import re
+
+    command = main.commands["cluster"]
+    bare = [p.name for p in command.params if isinstance(p, click.Option) and not p.help and p.name != "help"]
+    assert not bare, f"options without help: {bare}"
+    text = _cluster("--help").output
+    examples = re.findall(r"^\s+frbench cluster\b(.*)$", text, flags=re.M)
+    assert len(examples) >= 5
+    known = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+    for line in examples:
+        flags = [a for a in line.split() if a.startswith("-")]
+        assert flags and set(flags) <= known, line
