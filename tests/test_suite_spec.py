@@ -111,3 +111,16 @@ def test_members_are_hashable_and_suites_live_beside_the_protocol_specs():
     suite = load_suite("full")
     assert len({m for m in suite.members}) == len(suite.members)
     assert suites_dir().parent.joinpath("lfw.toml").is_file()
+
+
+def test_installed_suites_are_found_inside_the_package(tmp_path, monkeypatch):
+    """A wheel carries protocols/suites/ as fr_bench/_data/protocols/suites/ (test_install checks the wheel holds
+    every file of protocols/); the lookup finds the suites there like the protocol specs."""
+    from fr_bench import _paths
+
+    monkeypatch.delenv("FRBENCH_HOME", raising=False)
+    shipped = tmp_path / "_data" / "protocols" / "suites"
+    shipped.mkdir(parents=True)
+    (shipped / "only_here.toml").write_text('[[members]]\nprotocol = "demo"\ncandidates = []\n')
+    monkeypatch.setattr(_paths, "SHIPPED_DIR", tmp_path / "_data")
+    assert suites_dir() == shipped and list_suites() == ["only_here"]
