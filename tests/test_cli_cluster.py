@@ -141,3 +141,22 @@ def test_every_option_is_explained_and_every_example_parses():
     for line in examples:
         flags = [a for a in line.split() if a.startswith("-")]
         assert flags and set(flags) <= known, line
+
+
+def test_folder_protocol_clusters_its_images_by_identity_folder(tmp_path, folders):
+    import shutil
+
+    from fr_bench.cli_cluster import cluster_model
+    from fr_bench.protocols.demo import DEMO_DATA
+
+    names = sorted(p.name for p in DEMO_DATA.iterdir() if p.is_dir())[:3]
+    for name in names:
+        shutil.copytree(DEMO_DATA / name, tmp_path / "faces" / name)
+    run = cluster_model(TinyNet(), "folder", tmp_path / "faces", out=tmp_path / "out", name="tiny", num_workers=0,
+                        progress=False, cache_dir=folders[1], device="cpu")
+    items = run.items
+    assert sorted(set(items.labels)) == names and len(items.keys) == 33
+    assert all(k.split("/")[0] == label for k, label in zip(items.keys, items.labels))  # <identity>/<image>
+    assert "folder pair list" in items.pairs_source and len(items.pair_labels) == 2 * 3 * 55  # genuine + as many
+    assert run.path.name == "folder-clustering.json" and run.record.protocol["options"] == {}
+    assert set(run.record.result.metrics) == KEYS
