@@ -189,11 +189,13 @@ def _prepare_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the result record as JSON on stdout.")
 @click.option("--allow-missing", is_flag=True,
               help="Suites: run the members found under ROOT and list the others as skipped (default: stop).")
+@click.option("--allow-channel-swap", is_flag=True,
+              help="Suites: accept a model whose declared channel order (RGB/BGR) differs from a member's images.")
 @click.option("--quality", default=None, metavar="SOURCE", cls=_QualityOption)
 @click.option("--quality-pair", "quality_how", type=click.Choice(["min", "mean", "product"]), default="min",
               show_default=True, help="How --quality makes a pair's quality from its two images'.")
-def evaluate(out, name, convention, ci, n_boot, seed, as_json, allow_missing, quality, quality_how, model, protocol,
-             root, **kw) -> None:
+def evaluate(out, name, convention, ci, n_boot, seed, as_json, allow_missing, allow_channel_swap, quality, quality_how,
+             model, protocol, root, **kw) -> None:
     """Evaluate MODEL on PROTOCOL (one protocol, a list, or a suite) and store the result.
 
     \b
@@ -225,7 +227,8 @@ def evaluate(out, name, convention, ci, n_boot, seed, as_json, allow_missing, qu
         from fr_bench.cli_suite import evaluate_suite
 
         evaluate_suite(model, suite, root, out_dir, name=name, conventions=conventions, ci=ci, n_boot=n_boot,
-                       seed=seed, as_json=as_json, allow_missing=allow_missing, quality=quality,
+                       seed=seed, as_json=as_json, allow_missing=allow_missing,
+                       allow_channel_swap=allow_channel_swap, quality=quality,
                        quality_how=quality_how, prepare_kwargs=_prepare_kwargs(kw))
         return
     ev = evaluate_model(

@@ -35,7 +35,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from fr_bench.runner import Evaluation, Prepared, decide_flip, default_device, evaluate_prepared, prepare
+from fr_bench.runner import (
+    Evaluation,
+    Prepared,
+    decide_flip,
+    default_device,
+    evaluate_prepared,
+    is_main_process,
+    prepare,
+)
 
 __all__ = ["SuiteRun", "image_set_key", "load_embedder", "run_suite", "suite_record_path"]
 
@@ -193,6 +201,7 @@ def run_suite(
     n_boot: int = 1000,
     seed: int = 0,
     allow_missing: bool = False,
+    allow_channel_swap: bool = False,
     quality: Any = None,
     quality_how: str = "min",
     workers: int | None = None,
@@ -203,7 +212,8 @@ def run_suite(
     member of ``suite`` (a Suite, ``"suite:NAME"``, ``"a,b,c"`` or a list of protocol names) found under ``root``.
 
     Raises the preflight's :class:`~fr_bench.suites.spec.SuiteError` (every problem at once) before any extraction;
-    with ``allow_missing`` members that are not found are skipped and listed instead. Each member's result equals a
+    with ``allow_missing`` members that are not found are skipped and listed instead (``allow_channel_swap``: a
+    model channel order other than a member's colour space is accepted, see the preflight). Each member's result equals a
     one-protocol :func:`~fr_bench.runner.evaluate_model` run with the same options; with ``out`` each writes its
     result file and the suite record is written to :func:`suite_record_path`. ``workers`` caps the evaluation
     threads (default: the CPU count). ``on_preflight`` is called with the preflight before its problems are raised
@@ -225,7 +235,8 @@ def run_suite(
     if embedder is None:
         embedder = load_embedder(model, arch=arch, device=prepare_kwargs.get("device"), model_options=model_options)
     t_model = time.perf_counter()
-    pre = preflight(suite, root, embedder=embedder, out_dir=out, allow_missing=allow_missing)
+    pre = preflight(suite, root, embedder=embedder, out_dir=out, allow_missing=allow_missing,
+                    allow_channel_swap=allow_channel_swap)
     if on_preflight is not None:
         on_preflight(pre)
     pre.raise_for_problems()
@@ -243,7 +254,7 @@ def run_suite(
     record = suite_record(suite, pre, evaluations, skipped, extractions, timings, started=started, root=root,
                           model={"name": model_name, "spec": spec, "fingerprint": embedder.fingerprint})
     record_path = None
-    if out is not None:
+    if out is not None and is_main_process():
         from fr_bench.results import atomic_write_text
 
         record["timings"]["total"] = time.perf_counter() - t0
