@@ -5,7 +5,8 @@ identities, the protocol's verification pairs) -> the threshold (given; or fixed
 flagged optimistic) -> :func:`fr_bench.clustering.cluster` -> :func:`fr_bench.metrics.clustering_scores` -> a
 regular results-store record (:class:`fr_bench.results.StoredResult`) under the protocol name
 ``<protocol>-clustering`` (IJB-B: ``ijbb_cluster-list<k>-clustering``; ``-dbscan`` and ``-sweep`` appended for those
-runs: :func:`record_name`), whose metrics are the scores, so ``frbench leaderboard`` lists them. The record's ``details`` hold the assignment (item key -> cluster id).
+runs: :func:`record_name`), whose metrics are the scores, so ``frbench leaderboard`` lists them. The record's
+``details`` hold the assignment (item key -> cluster id).
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ def cluster_model(model: Any, protocol: str, root: str | Path | None = None, *, 
                "format": prep.embedder.format, "fingerprint": prep.embedder.fingerprint,
                "preprocessing": dict(prep.embedder.preprocessing),
                "embedding_size": int(prep.embedder.embedding_size)},
-        protocol={"name": pname, "display_name": _display(spec.get("display_name", protocol), prep.protocol, method, do_sweep),
+        protocol={"name": pname,
+                  "display_name": _display(spec.get("display_name", protocol), prep.protocol, method, do_sweep),
                   "root": None if root is None else str(root),
                   "options": {k: str(v) for k, v in prep.protocol_options.items()}, "data": data},
         result=result,
