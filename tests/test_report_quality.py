@@ -202,3 +202,18 @@ def test_cli_leaderboard_edc(tmp_path):
     assert "DEMO FNM-EDC pAUC" in out.output.splitlines()[0] and "lower is better" in out.output
     out = runner.invoke(main, ["leaderboard", str(tmp_path), "--edc", "fm", "--format", "csv"])
     assert out.exit_code == 0 and "DEMO FM-EDC pAUC" in out.output.splitlines()[0]
+
+
+def test_leaderboard_edc_quality_file_compared_by_content():
+    from fr_bench.report.leaderboard import leaderboard
+
+    recs = _edc_table_records()[:2]
+    for r, path in zip(recs, ("/a/q.csv", "/elsewhere/q.csv")):  # one file's content, read from two places
+        r.result.details["edc"]["source"] = "q.csv"
+        r.result.details["edc"]["source_detail"] = {"kind": "file", "file": "q.csv", "path": path, "sha256": "ab" * 32}
+    label = "DEMO FNM-EDC pAUC"
+    df = leaderboard(recs, edc="fnm")
+    assert df.attrs["comparable"][label] is True
+    assert any(n.startswith(label) and "quality file = sha256 abababababab" in n for n in df.attrs["footnotes"])
+    recs[1].result.details["edc"]["source_detail"]["sha256"] = "cd" * 32  # same name, other content
+    assert leaderboard(recs, edc="fnm").attrs["comparable"][label] is False

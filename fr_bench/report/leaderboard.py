@@ -289,7 +289,6 @@ def leaderboard(
     for col in plan:
         label, proto, per_model = col.label, col.proto, col.per_model
         if not per_model:
-            footnotes.append(f"{label}: no stored result for any model")
             comparable[label] = True
             continue
         if proto not in done_protocols:
@@ -322,6 +321,9 @@ def leaderboard(
 
     if levels:
         footnotes.insert(0, "[low, high]: " + ", ".join(sorted(levels)) + "; rates in percent")
+    absent = [col.label for col in plan if not col.per_model]
+    if absent:
+        footnotes.append("no stored result for any model: " + ", ".join(absent))
     if suite is not None and any(empty.get(col.label) and col.per_model for col in plan):
         footnotes.append("empty cell: no stored result of that model on that member (" + "; ".join(
             f"{col.label}: {', '.join(empty[col.label])}" for col in plan if col.per_model and empty.get(col.label))

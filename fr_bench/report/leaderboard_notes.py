@@ -34,12 +34,16 @@ def _short(h: str | None) -> str:
 
 
 def _edc_settings(rec: StoredResult, kind: str) -> tuple[tuple[str, str], ...]:
-    """What makes two EDC pAUCs comparable: quality source, pair-quality rule, convention, starting error, limit."""
+    """What makes two EDC pAUCs comparable: quality source (a file by its sha256), pair-quality rule, convention,
+    starting error, discard limit."""
     edc = rec.result.details.get("edc")
     if not isinstance(edc, Mapping):
         return ()
     curve = edc.get(kind) if isinstance(edc.get(kind), Mapping) else {}
-    items = [("quality", edc.get("source")), ("source detail", edc.get("source_detail")),
+    detail = edc.get("source_detail")
+    if isinstance(detail, Mapping):  # a quality file: its content (sha256) identifies it, not where it was read
+        detail = f"sha256 {str(detail['sha256'])[:12]}" if detail.get("sha256") else None
+    items = [("quality", edc.get("source")), ("quality file", detail),
              ("pair quality", edc.get("pair_quality")), ("convention", edc.get("convention")),
              (f"starting {EDC_KINDS[kind][0]}", curve.get("starting_error")),
              ("discard limit", curve.get("discard_limit"))]
