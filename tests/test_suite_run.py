@@ -168,8 +168,17 @@ def test_the_model_runs_once_per_distinct_image_set(root):
     assert sum(len(p.images) for _m, _p, p in run.preflight.ok) > sum(sizes.values())  # a set was shared
 
 
-def test_a_shared_extraction_still_gives_each_member_its_own_provenance(root):
-    run = run_suite(TinyNet(), MIXED, root, **FAST)
+def _no_nan(name: str):
+    raise AssertionError(f"{name} in a JSON file")
+
+
+def test_a_shared_extraction_still_gives_each_member_its_own_provenance(root, tmp_path):
+    run = run_suite(TinyNet(), MIXED, root, out=tmp_path, **FAST)
+    record = json.loads(run.record_path.read_text(), parse_constant=_no_nan)  # strict JSON: NaN is null
+    assert record["preflight"]["image_sets"][0] == ["ijbc", "ijbc_1n"]
+    assert record["members"]["ijbc"]["extraction"] == record["members"]["ijbc_1n"]["extraction"] == 0
+    assert record["members"]["ijbc"]["headline"]["tar@far=1e-4"] is None  # 135 impostor pairs cannot resolve it
+    assert np.isnan(run.evaluations["ijbc"].result.metrics["tar@far=1e-4"])
     one, n = run.evaluations["ijbc"], run.evaluations["ijbc_1n"]
     assert one.embeddings is n.embeddings
     assert one.record.protocol["name"] == "ijbc" and n.record.protocol["name"] == "ijbc_1n"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 import uuid
@@ -112,15 +113,8 @@ def _as_suite(suite: Any) -> Any:
 
 
 def _skipped(pre: Any) -> dict[str, str]:
-    """Preflight's skipped members as ``{protocol: reason}`` (items are Found-like or ``(member, reason)``)."""
-    out: dict[str, str] = {}
-    for item in getattr(pre, "skipped", []) or []:
-        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], str):
-            member, reason = item
-        else:
-            member, reason = getattr(item, "member", item), getattr(item, "problem", None) or "not found"
-        out[str(getattr(member, "protocol", member))] = str(reason)
-    return out
+    """The preflight's skipped members, ``(member, reason)`` pairs, as ``{protocol: reason}``."""
+    return {str(member.protocol): str(reason) for member, reason in pre.skipped}
 
 
 def _share(first: Prepared, member: Any, path: Any, proto: Any) -> Prepared:
@@ -162,9 +156,6 @@ def _extract_all(pre: Any, model: Any, embedder: Any, conventions: Any, kw: dict
 
 def _evaluate_all(preps: dict[str, Prepared], *, workers: int | None, **eval_kw: Any) -> dict[str, Evaluation]:
     """Every member's :func:`evaluate_prepared`, ``workers`` at a time (threads), returned in suite order."""
-    if eval_kw.get("quality") is None:  # before the quality options existed the runner did not take them
-        eval_kw.pop("quality", None)
-        eval_kw.pop("quality_how", None)
     names = list(preps)
     n = max(1, min(len(names), workers or os.cpu_count() or 1))
     if n == 1:
@@ -185,7 +176,8 @@ def headline(evaluation: Evaluation) -> dict[str, float | None]:
                                                    evaluation.record.protocol.get("display_name")):
         found = metric if metric in metrics else next(
             (m for m in metrics if metric_names.same_metric(m, metric)), None)
-        out[metric] = None if found is None else float(metrics[found])
+        value = None if found is None else float(metrics[found])
+        out[metric] = None if value is None or math.isnan(value) else value  # JSON has no NaN: null
     return out
 
 
@@ -282,7 +274,7 @@ def suite_record(suite: Any, pre: Any, evaluations: Mapping[str, Evaluation], sk
             "flags": list(ev.result.flags),
             "extraction": group,
         }
-    report = pre.report() if callable(getattr(pre, "report", None)) else ""
+    report = pre.report()
     return {
         "kind": "fr_bench suite run",
         "run_id": uuid.uuid4().hex,
@@ -294,7 +286,8 @@ def suite_record(suite: Any, pre: Any, evaluations: Mapping[str, Evaluation], sk
         "root": None if root is None else str(root),
         "members": members,
         "skipped": dict(skipped),
-        "preflight": {"n_images": int(getattr(pre, "n_images", 0) or 0), "report": report},
+        "preflight": {"n_images": int(pre.n_images), "image_sets": [list(g) for g in pre.image_sets],
+                      "warnings": list(pre.warnings), "report": report},
         "extractions": [dict(e) for e in extractions],
         "timings": {k: float(v) for k, v in timings.items()},
     }
