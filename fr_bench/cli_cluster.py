@@ -137,12 +137,14 @@ def _details(items: Any, clustering: Any, info: Mapping[str, Any], counts: Mappi
 
 def print_run(run: ClusterRun) -> None:
     """The scores, the threshold and how it was chosen, and the flags."""
-    from fr_bench.cli_output import fmt
+    from fr_bench.cli_output import fmt, pct
+    from fr_bench.metrics import names
 
     rec, res = run.record, run.record.result
-    click.echo(f"{rec.display_name}  |  model {rec.model['name']}  |  {res.conventions['clustering']}")
-    for key, value in res.metrics.items():
-        click.echo(f"  {key:<20} {fmt(value)}")
+    click.echo(f"{rec.display_name}  |  model {rec.model['name']}")
+    for key, value in res.metrics.items():  # rates in percent, as frbench evaluate prints them
+        rate = names.is_rate(key)
+        click.echo(f"  {key + (' (%)' if rate else ''):<24} {pct(value) if rate else fmt(value)}")
     th, counts = res.details["threshold"], res.details["counts"]
     click.echo(f"  threshold {th['value']:.6g} (cosine similarity): {th['rule']}")
     click.echo(f"  {counts['items']} {counts['item_kind']}s of {counts['identities']} identities -> "

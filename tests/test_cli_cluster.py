@@ -160,3 +160,12 @@ def test_folder_protocol_clusters_its_images_by_identity_folder(tmp_path, folder
     assert "folder pair list" in items.pairs_source and len(items.pair_labels) == 2 * 3 * 55  # genuine + as many
     assert run.path.name == "folder-clustering.json" and run.record.protocol["options"] == {}
     assert set(run.record.result.metrics) == KEYS
+
+
+def test_the_printed_table_names_the_threshold_rule(folders):
+    out, cache = folders
+    res = _cluster("-m", "embed_fixtures:TinyNet", "-p", "demo", "--out", out, "--cache-dir", cache, "--workers", 0,
+                   "-q", "--name", "tiny", "--threshold", 0.3)
+    assert res.exit_code == 0, res.output
+    assert "bcubed_f (%)" in res.output and "threshold 0.3 (cosine similarity): given" in res.output
+    assert "55 images of 5 identities" in res.output and "written:" in res.output
