@@ -424,7 +424,7 @@ def leaderboard(results_dir, fmt, write, edc, suite) -> None:
 @click.argument("sources", nargs=-1, type=click.Path(exists=True))
 @click.option("--protocol", "-p", required=True, help="Protocol whose results to plot.")
 @click.option("--out", "-o", type=click.Path(), default=None,
-              help="Output file (.png or .pdf); default results/plots/<protocol>_<kind>.png.")
+              help="Output file (.png or .pdf); default results/plots/<protocol>_<kind>.png (edc: _edc_<error>).")
 @click.option("--error", type=click.Choice(["fnm", "fm"]), default="fnm", show_default=True,
               help="edc: which error the EDC shows (FNMR or FMR against the fraction of pairs discarded).")
 def plot(kind, sources, protocol, out, error) -> None:
@@ -449,7 +449,8 @@ def plot(kind, sources, protocol, out, error) -> None:
     records = [r for r in records if r.protocol["name"] == protocol]
     if not records:
         raise click.ClickException(f"no results for protocol {protocol!r} in {', '.join(sources) or DEFAULT_RESULTS}")
-    out_path = Path(out) if out else Path(DEFAULT_RESULTS) / "plots" / f"{protocol}_{kind}.png"
+    stem = f"{protocol}_edc_{error}" if kind == "edc" else f"{protocol}_{kind}"
+    out_path = Path(out) if out else Path(DEFAULT_RESULTS) / "plots" / f"{stem}.png"
     if kind == "edc":
         from fr_bench.report.quality_plots import plot_edc
 

@@ -118,7 +118,8 @@ def test_results_without_edc_are_named(tmp_path):
         edc_curves([bad])
 
 
-def test_cli_plot_edc(tmp_path):
+def test_cli_plot_edc(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     for m, s in (("arcface", 0), ("sface", 1)):
         write_result(tmp_path / "res", edc_record(m, s))
     write_result(tmp_path / "res", StoredResult(model={"name": "noquality"}, protocol={"name": "lfw"},
@@ -128,6 +129,10 @@ def test_cli_plot_edc(tmp_path):
     r = runner.invoke(main, ["plot", "edc", "-p", "demo", str(tmp_path / "res"), "--error", "fm", "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert out.read_bytes().startswith(PNG_MAGIC)
+    for error in ("fnm", "fm"):  # default file: one per error kind, never one overwriting the other
+        r = runner.invoke(main, ["plot", "edc", "-p", "demo", str(tmp_path / "res"), "--error", error])
+        assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "results" / "plots").iterdir()) == ["demo_edc_fm.png", "demo_edc_fnm.png"]
     write_result(tmp_path / "res", StoredResult(model={"name": "noquality"}, protocol={"name": "demo"},
                                                  result=ProtocolResult("demo", {"accuracy": 0.9})))
     r = runner.invoke(main, ["plot", "edc", "-p", "demo", str(tmp_path / "res"), "-o", str(out)])
