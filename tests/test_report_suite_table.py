@@ -44,7 +44,8 @@ def fixture_records():
             out.append(rec(model, "ijbc", {"tar@far=0.0001": 0.93 + 0.01 * k, "tar@far=1e-6": 0.7},
                            conventions={"tar": "nearest"}))
             out.append(rec(model, "ijbb_1n", {"rank1": 0.8 + k / 100, "tpir@fpir=0.01": 0.6}, conventions={"1n": "n"}))
-            out.append(rec(model, "ijbc_1n", {"rank1": 0.85, "tpir@fpir=1e-2": 0.65 + k / 100}, conventions={"1n": "n"}))
+            out.append(rec(model, "ijbc_1n", {"rank1": 0.85, "tpir@fpir=1e-2": 0.65 + k / 100},
+                           conventions={"1n": "n"}))
     out.append(rec("alpha", "megaface", {"rank1": 0.98}))  # not in any suite: never shown
     return out
 
