@@ -9,11 +9,12 @@ pairwise quality (every value distinct: the most discard steps, the worst case f
       tie-group boundary at or above it) the quality level is found from scratch (a partition) and the error is
       recounted on the pairs that remain (fixed threshold),
 
-checks that (b) equals (c) exactly at those 20 steps, and prints ratios against (a). The MagFace convention
+checks that (b) equals (c) exactly at those 20 steps, and prints ratios against (a); (a) and (b) are timed in
+interleaved rounds (fastest of each, and the median of the per-round ratios, robust to a shared machine's load). The MagFace convention
 (threshold re-estimated after each discard: an argsort and 20 re-selections) is timed on ``--magface-n`` pairs with
 its own ROC at that size.
 
-    python bench/quality_bench.py                  # IJB-C size (about 30 s on 2 cores)
+    python bench/quality_bench.py                  # IJB-C size (about a minute on 2 cores, 2 GB)
     python bench/quality_bench.py --n 1000000      # smaller
 """
 
@@ -33,15 +34,6 @@ import fr_bench.metrics as M  # noqa: E402
 from fr_bench.metrics._common import allowed_count  # noqa: E402
 
 STEPS = [i / 20 for i in range(20)]  # 0, 0.05, ..., 0.95
-
-
-def best_time(fn, repeat: int):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def synthetic(n: int, n_mated: int, seed: int):
@@ -98,32 +90,51 @@ def agree(r, t: float, removed: list[int], errors: list[float], n: int) -> bool:
     return True
 
 
-def iso_section(n: int, n_mated: int, repeat: int, seed: int) -> None:
+def iso_section(n: int, n_mated: int, rounds: int, seed: int) -> None:
+    """ROC and the four EDC variants timed in ``rounds`` interleaved rounds (each round times all five, so a load
+    change on a shared machine hits them alike): fastest time of each, and the median of the per-round ratios."""
     y, s, q = synthetic(n, n_mated, seed)
     print(f"== ISO EDC: {n:,} pairs, {n_mated:,} mated, float32 scores, float64 quality "
-          f"({np.unique(q).size:,} distinct values), best of {repeat}; load at start {os.getloadavg()}")
-    t_roc, _ = best_time(lambda: M.roc(s, y), repeat)
-    print(f"{'(a) one ROC: fr_bench.metrics.roc':48s} {t_roc:7.2f} s")
+          f"({np.unique(q).size:,} distinct values), {rounds} interleaved rounds; load at start {os.getloadavg()}")
+    variants = [(e, rate, best) for e, rate in (("fnm", 0.05), ("fm", 1e-3)) for best in (False, True)]
+    times: dict = {"roc": []}
+    results = {}
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        M.roc(s, y)
+        times["roc"].append(time.perf_counter() - t0)
+        for v in variants:
+            t0 = time.perf_counter()
+            results[v] = M.edc(y, s, q, error=v[0], starting_error=v[1], relative_to_best=v[2])
+            times.setdefault(v, []).append(time.perf_counter() - t0)
+    t_roc = min(times["roc"])
+    print(f"(a) one ROC, fr_bench.metrics.roc: fastest {t_roc:.2f} s (rounds: "
+          f"{', '.join(f'{t:.2f}' for t in times['roc'])})")
     for error, rate in (("fnm", 0.05), ("fm", 1e-3)):
-        t_edc, r = best_time(lambda: M.edc(y, s, q, error=error, starting_error=rate), repeat)
-        t_best, _ = best_time(lambda: M.edc(y, s, q, error=error, starting_error=rate, relative_to_best=True),
-                              repeat)
+        for best in (False, True):
+            ts = times[(error, rate, best)]
+            ratio = float(np.median(np.divide(ts, times["roc"])))
+            print(f"(b) {error.upper()}-EDC at {rate:g}{' + best curve' if best else '':13s} whole curve "
+                  f"({results[(error, rate, best)].errors.size:,} steps): fastest {min(ts):.2f} s = "
+                  f"{min(ts) / t_roc:.2f}x the fastest ROC; median per-round ratio {ratio:.2f}x")
+        r = results[(error, rate, False)]
         t0 = time.perf_counter()
         t, removed, errors = naive_loop(y, s, q, error, rate)
         t_naive = time.perf_counter() - t0
-        ok = agree(r, t, removed, errors, n)
-        print(f"(b) {error.upper()}-EDC at {rate:g}: whole curve ({r.errors.size:,} steps) "
-              f"{t_edc:7.2f} s = {t_edc / t_roc:.2f}x ROC; with best curve {t_best:.2f} s = {t_best / t_roc:.2f}x; "
-              f"pAUC {r.pauc:.5f}")
-        print(f"(c)   naive loop, 20 steps from scratch {t_naive:7.2f} s = {t_naive / t_roc:.2f}x ROC "
-              f"(= {t_naive / t_edc:.1f}x the whole curve); identical at the 20 steps: {ok}")
+        print(f"(c)   naive loop, 20 steps from scratch: {t_naive:.2f} s = {t_naive / t_roc:.2f}x ROC "
+              f"(= {t_naive / min(times[(error, rate, False)]):.1f}x the whole curve); identical at the 20 steps: "
+              f"{agree(r, t, removed, errors, n)}; pAUC {r.pauc:.5f}")
     print(f"load at end {os.getloadavg()}")
 
 
 def magface_section(n: int, n_mated: int, seed: int) -> None:
     y, s, q = synthetic(n, n_mated, seed)
-    t_roc, _ = best_time(lambda: M.roc(s, y), 1)
-    t_mf, r = best_time(lambda: M.edc(y, s, q, convention="magface"), 1)
+    t0 = time.perf_counter()
+    M.roc(s, y)
+    t_roc = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    r = M.edc(y, s, q, convention="magface")
+    t_mf = time.perf_counter() - t0
     print(f"== MagFace convention on {n:,} pairs ({n_mated:,} mated): {t_mf:.2f} s = {t_mf / t_roc:.2f}x one ROC "
           f"({t_roc:.2f} s) at that size; FNMR at 0 / 0.95 discarded {r.errors[0]:.4f} / {r.errors[-1]:.4f}; "
           f"load {os.getloadavg()}")
@@ -133,11 +144,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=15_658_489, help="pairs (IJB-C 1:1: 15,658,489)")
     p.add_argument("--mated", type=int, default=19_557, help="mated pairs (IJB-C: 19,557)")
-    p.add_argument("--repeat", type=int, default=3, help="timing repeats for (a) and (b) (best of)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds for (a) and (b)")
     p.add_argument("--magface-n", type=int, default=2_000_000, help="pairs for the MagFace convention (0: skip)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
-    iso_section(a.n, a.mated, a.repeat, a.seed)
+    iso_section(a.n, a.mated, a.rounds, a.seed)
     if a.magface_n:
         magface_section(a.magface_n, max(1, round(a.mated * a.magface_n / a.n)), a.seed)
     print(f"process max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
