@@ -315,3 +315,14 @@ def test_magface_thresholds_are_the_sorted_index():
         kept = order[int(u * s.size):]
         neg = np.sort(d[kept][y[kept] == 0])
         assert r.threshold[j] == neg[(neg.size - 1) // 1000]
+
+
+def test_magface_pauc_with_coinciding_fractions():
+    # 12 pairs: int(u * 12) repeats for neighbouring u (0 and 0.05 both drop 0 pairs), so two realised fractions
+    # coincide and the zero-width step must not count; both classes remain up to the limit
+    s = np.cos(np.pi * np.linspace(0.1, 0.6, 12))
+    y = np.array([1, 0] * 6)
+    r = edc(y, s, np.arange(12.0), convention="magface", discard_limit=0.5)
+    assert r.discard_fractions[0] == r.discard_fractions[1] == 0.0
+    assert np.isfinite(r.errors[:11]).all()
+    assert r.pauc == pytest.approx(naive_step_area(list(r.discard_fractions), list(r.errors), 0.5))
