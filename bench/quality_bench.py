@@ -10,9 +10,9 @@ pairwise quality (every value distinct: the most discard steps, the worst case f
       recounted on the pairs that remain (fixed threshold),
 
 checks that (b) equals (c) exactly at those 20 steps, and prints ratios against (a); (a) and (b) are timed in
-interleaved rounds (fastest of each, and the median of the per-round ratios, robust to a shared machine's load). The MagFace convention
-(threshold re-estimated after each discard: an argsort and 20 re-selections) is timed on ``--magface-n`` pairs with
-its own ROC at that size.
+interleaved rounds (fastest of each, and the median of the per-round ratios, robust to a shared machine's load).
+The MagFace convention (threshold re-estimated after each discard: an argsort and 20 re-selections) is timed on
+``--magface-n`` pairs with its own ROC at that size.
 
     python bench/quality_bench.py                  # IJB-C size (about a minute on 2 cores, 2 GB)
     python bench/quality_bench.py --n 1000000      # smaller
