@@ -50,6 +50,21 @@ def naive_iso(labels, scores, quality, error, rate):
     return t, np.array(fr), np.array(er)
 
 
+def naive_iso_class(labels, scores, quality, error, rate):
+    """The class reading: keep only the counted class's pairs (mated for FNM, non-mated for FM), discard them by
+    ascending quality (a whole tie group at once) and recount the error on what remains; fractions of the class."""
+    t = naive_threshold(scores, labels, error, rate)
+    want = 1 if error == "fnm" else 0
+    cls = [(qv, x) for qv, x, lab in zip(quality, scores, labels) if lab == want]
+    is_bad = (lambda x: x < t) if error == "fnm" else (lambda x: x >= t)
+    fr, er = [], []
+    for v in [None] + sorted(set(qv for qv, _ in cls)):
+        kept = [x for qv, x in cls if v is None or qv > v]
+        fr.append((len(cls) - len(kept)) / len(cls))
+        er.append(sum(is_bad(x) for x in kept) / len(kept) if kept else math.nan)
+    return t, np.array(fr), np.array(er)
+
+
 def naive_step_area(fr, er, limit):
     area = 0.0
     for j in range(len(fr)):
@@ -92,13 +107,21 @@ def test_hand_worked_fnm_ties_in_quality():
     # qualities: pair 0.1 and 0.9 tie at the lowest value 1 -> discarded together; then the non-mated (q=2);
     # then everyone else at 5.
     q = np.array([1, 3, 5, 5, 5, 5, 5, 5, 1, 5, 2, 2], dtype=float)
-    r = edc(y, s, q, starting_error=0.2, discard_limit=0.5)
-    assert r.threshold == 0.3
+    r = edc(y, s, q, starting_error=0.2, discard_limit=0.5, discard_over="all")
+    assert r.threshold == 0.3 and r.discard_over == "all"
     np.testing.assert_allclose(r.discard_fractions, [0, 2 / 12, 4 / 12, 5 / 12, 1.0])
     # after q<=1: mated left 8, errors left {0.2} -> 1/8; after q<=2: same 1/8; after q<=3: 0/7; all gone: NaN
     np.testing.assert_allclose(r.errors[:4], [2 / 10, 1 / 8, 1 / 8, 0.0])
     assert np.isnan(r.errors[4])
     assert r.pauc == pytest.approx(0.2 * 2 / 12 + 1 / 8 * 2 / 12 + 1 / 8 * 1 / 12 + 0.0)
+    # class reading (default): only the 10 mated pairs, qualities 1,3,5,5,5,5,5,5,1,5: q<=1 removes 2 (1/8 left),
+    # q<=3 removes one more (0/7), q<=5 the rest (NaN)
+    c = edc(y, s, q, starting_error=0.2, discard_limit=0.5)
+    assert c.threshold == 0.3 and c.discard_over == "class"
+    np.testing.assert_allclose(c.discard_fractions, [0, 2 / 10, 3 / 10, 1.0])
+    np.testing.assert_allclose(c.errors[:3], [2 / 10, 1 / 8, 0.0])
+    assert np.isnan(c.errors[3])
+    assert c.pauc == pytest.approx(0.2 * 2 / 10 + 1 / 8 * 1 / 10 + 0.0)
 
 
 def test_threshold_on_a_tie_fm():
@@ -122,13 +145,19 @@ def test_discard_removing_every_mated_pair_gives_nan():
     s = np.array([0.2, 0.9, 0.1, 0.3, 0.4])
     y = np.array([1, 1, 0, 0, 0])
     q = np.array([0.0, 0.0, 1.0, 2.0, 3.0])  # both mated pairs share the lowest quality
-    r = edc(y, s, q, starting_error=0.5, discard_limit=0.5)
+    r = edc(y, s, q, starting_error=0.5, discard_limit=0.5, discard_over="all")
     # k = floor(0.5 * 2) = 1 -> threshold = 2nd smallest mated = 0.9; 0.2 is a false non-match
     assert r.threshold == 0.9
     assert r.errors[0] == 0.5
     assert np.isnan(r.errors[1:]).all()  # no mated pair left: FNMR undefined (NaN, not 0)
     assert np.isnan(r.pauc)  # the limit 0.5 reaches past the step at 0.4 -> area undefined
-    assert edc(y, s, q, starting_error=0.5, discard_limit=0.4).pauc == pytest.approx(0.5 * 0.4)
+    assert edc(y, s, q, starting_error=0.5, discard_limit=0.4, discard_over="all").pauc == pytest.approx(0.5 * 0.4)
+    # class reading: the one tie group is the whole class: fractions 0 and 1, and the NaN step starts at 1
+    c = edc(y, s, q, starting_error=0.5, discard_limit=0.5, relative_to_best=True)
+    np.testing.assert_array_equal(c.discard_fractions, [0.0, 1.0])
+    assert c.errors[0] == 0.5 and np.isnan(c.errors[1]) and np.isnan(c.best_errors[1])
+    assert c.pauc == pytest.approx(0.5 * 0.5)
+    assert c.pauc_best == pytest.approx(0.5 * 0.5)  # best: 1/2 on [0, 1/2), then 0 from the limit on
 
 
 def test_theoretical_best_hand_worked():
@@ -136,7 +165,7 @@ def test_theoretical_best_hand_worked():
     s = np.array([0.1, 0.2, 0.8, 0.9, 0.0, 0.0, 0.0, 0.0])
     y = np.array([1, 1, 1, 1, 0, 0, 0, 0])
     q = np.array([5, 6, 1, 2, 3, 4, 7, 8], dtype=float)  # the worst possible ordering: good pairs removed first
-    r = edc(y, s, q, starting_error=0.5, discard_limit=0.5, relative_to_best=True)
+    r = edc(y, s, q, starting_error=0.5, discard_limit=0.5, relative_to_best=True, discard_over="all")
     # best: k=0: 2/4 on [0, 1/8); k=1: 1/3 on [1/8, 2/8); k>=2: 0
     best = 2 / 4 * 1 / 8 + 1 / 3 * 1 / 8
     assert r.pauc_best == pytest.approx(best)
@@ -147,15 +176,49 @@ def test_theoretical_best_hand_worked():
     np.testing.assert_allclose(r.best_errors[:4], [2 / 4, 1 / 3, 0, 0])
     # quality that sorts the errors first reaches the best area exactly
     r2 = edc(y, s, np.array([0, 1, 5, 6, 7, 8, 9, 10.0]), starting_error=0.5, discard_limit=0.5,
-             relative_to_best=True)
+             relative_to_best=True, discard_over="all")
     assert r2.pauc == pytest.approx(best) and r2.pauc_relative == pytest.approx(0.0)
+    # class reading: the 4 mated pairs alone (qualities 5, 6 on the errors, 1, 2 on the good ones), steps of 1/4.
+    # actual: 2/4 on [0, 1/4), 2/3 on [1/4, 1/2); best: 2/4 on [0, 1/4), 1/3 on [1/4, 1/2)
+    c = edc(y, s, q, starting_error=0.5, discard_limit=0.5, relative_to_best=True)
+    assert c.pauc == pytest.approx(2 / 4 / 4 + 2 / 3 / 4)
+    assert c.pauc_best == pytest.approx(2 / 4 / 4 + 1 / 3 / 4)
+    np.testing.assert_allclose(c.best_errors[:4], [2 / 4, 1 / 3, 0, 0])
+    np.testing.assert_allclose(c.errors[:4], [2 / 4, 2 / 3, 1.0, 1.0])
 
 
-def naive_best_area(labels, scores, error, rate, limit):
+def test_hand_worked_the_two_readings_differ():
+    # 4 mated (scores 0.1, 0.5, 0.6, 0.7; qualities 1..4) and 4 non-mated (scores 0.9, 0.2, 0.3, 0.4; qualities
+    # 5..8): every mated pair is worse than every non-mated one. rate 0.25 -> k = 1 of 4 for either class.
+    s = np.array([0.1, 0.5, 0.6, 0.7, 0.9, 0.2, 0.3, 0.4])
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    q = np.arange(1.0, 9.0)
+    # FNM: threshold = 2nd smallest mated = 0.5; the error is the mated 0.1 at the lowest quality.
+    c = edc(y, s, q, starting_error=0.25, relative_to_best=True)  # fractions of the 4 mated pairs
+    a = edc(y, s, q, starting_error=0.25, relative_to_best=True, discard_over="all")  # of the 8 pairs
+    assert c.threshold == a.threshold == 0.5
+    np.testing.assert_array_equal(c.discard_fractions, [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_array_equal(c.errors[:4], [0.25, 0, 0, 0])
+    np.testing.assert_array_equal(a.discard_fractions, np.arange(9) / 8)
+    np.testing.assert_array_equal(a.errors[:4], [0.25, 0, 0, 0])  # 0/3, 0/2, 0/1
+    assert np.isnan(a.errors[4:]).all()  # no mated pair left from 4/8 on, though non-mated pairs remain
+    assert c.pauc == pytest.approx(0.25 * 0.2) and a.pauc == pytest.approx(0.25 / 8)
+    assert c.pauc_best == pytest.approx(0.25 * 0.2) and a.pauc_best == pytest.approx(0.25 / 8)
+    # FM: threshold = smallest score above the 2nd largest non-mated (0.4): 0.5; the error is the non-mated 0.9,
+    # which the all-pairs reading reaches only after the 4 mated pairs (half of all pairs) have gone.
+    c = edc(y, s, q, error="fm", starting_error=0.25, discard_limit=0.5)
+    a = edc(y, s, q, error="fm", starting_error=0.25, discard_limit=0.5, discard_over="all")
+    assert c.threshold == a.threshold == 0.5
+    np.testing.assert_array_equal(c.errors[:4], [0.25, 0, 0, 0])
+    np.testing.assert_array_equal(a.errors[:8], [0.25] * 5 + [0, 0, 0])
+    assert c.pauc == pytest.approx(0.25 * 0.25) and a.pauc == pytest.approx(0.25 * 0.5)
+
+
+def naive_best_area(labels, scores, error, rate, limit, over="all"):
     t = naive_threshold(scores, labels, error, rate)
     cls = [x for x, l in zip(scores, labels) if l == (1 if error == "fnm" else 0)]
     bad = sum((x < t) if error == "fnm" else (x >= t) for x in cls)
-    n, area = len(scores), 0.0
+    n, area = (len(scores) if over == "all" else len(cls)), 0.0
     for k in range(n):
         e = (bad - k) / (len(cls) - k) if k < bad else 0.0
         area += e * max(0.0, min((k + 1) / n, limit) - k / n)
@@ -167,7 +230,7 @@ def naive_best_area(labels, scores, error, rate, limit):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_iso_matches_naive_loop(seed, error, rate):
     y, s, q = random_case(seed)
-    r = edc(y, s, q, error=error, starting_error=rate, relative_to_best=True)
+    r = edc(y, s, q, error=error, starting_error=rate, relative_to_best=True, discard_over="all")
     t, fr, er = naive_iso(list(y), list(s), list(q), error, rate)
     assert r.threshold == t
     np.testing.assert_allclose(r.discard_fractions, fr)
@@ -175,6 +238,28 @@ def test_iso_matches_naive_loop(seed, error, rate):
     assert r.pauc == pytest.approx(naive_step_area(fr, er, 0.2))
     assert r.pauc_best == pytest.approx(naive_best_area(list(y), list(s), error, rate, 0.2))
     assert r.convention == "iso" and r.discard_fractions[0] == 0.0
+
+
+@pytest.mark.parametrize("error,rate", [("fnm", 0.05), ("fnm", 0.3), ("fm", 1e-2), ("fm", 0.1)])
+@pytest.mark.parametrize("seed", [0, 1, 2, 4])
+def test_iso_class_reading_matches_naive_loop(seed, error, rate):
+    # quality and score ties (random_case); seed 4 with few quality levels, so tie groups are large
+    y, s, q = random_case(seed, n_q={2: 200, 4: 4}.get(seed, 25))
+    r = edc(y, s, q, error=error, starting_error=rate, relative_to_best=True)  # the default reading
+    t, fr, er = naive_iso_class(list(y), list(s), list(q), error, rate)
+    assert r.discard_over == "class" and r.threshold == t
+    np.testing.assert_array_equal(r.discard_fractions, fr)  # exact: the same integer ratios
+    np.testing.assert_array_equal(r.errors, er)  # exact, NaN at full discard
+    assert r.pauc == pytest.approx(naive_step_area(fr, er, 0.2), rel=1e-12, abs=1e-15)
+    assert r.pauc_best == pytest.approx(naive_best_area(list(y), list(s), error, rate, 0.2, over="class"),
+                                        rel=1e-12, abs=1e-15)
+    assert r.pauc_relative == pytest.approx(r.pauc - r.pauc_best, rel=1e-12, abs=1e-15)
+    # the theoretical best at the realised fractions: k = min(removed, E) error pairs gone first
+    n_cls = int(np.sum(y == (1 if error == "fnm" else 0)))
+    n_err = round(er[0] * n_cls)
+    k = np.minimum(np.round(fr * n_cls), n_err)
+    np.testing.assert_allclose(r.best_errors[:-1], ((n_err - k) / (n_cls - k))[:-1], rtol=1e-15)
+    assert np.isnan(r.best_errors[-1])
 
 
 @pytest.mark.parametrize("seed", [0, 3])
@@ -200,7 +285,8 @@ def test_magface_hand_worked_index():
 def test_to_dict_and_pair_quality():
     y, s, q = random_case(5, n=60)
     d = edc(y, s, q).to_dict()
-    assert set(d) >= {"discard_fractions", "errors", "threshold", "pauc", "convention"}
+    assert set(d) >= {"discard_fractions", "errors", "threshold", "pauc", "convention", "discard_over"}
+    assert d["discard_over"] == "class" and edc(y, s, q, discard_over="all").to_dict()["discard_over"] == "all"
     assert d["errors"][-1] is None  # NaN -> None in JSON
     a, b = np.array([0.2, 0.8, 0.5]), np.array([0.4, 0.1, 0.5])
     np.testing.assert_allclose(pair_quality(a, b), [0.2, 0.1, 0.5])
@@ -228,17 +314,32 @@ def test_bad_input_rejected():
         edc(y, s, q, convention="magface", error="fm")
     with pytest.raises(ValueError, match="rate"):
         edc(y, s, q, starting_error=1.5)
+    with pytest.raises(ValueError, match="discard_over"):
+        edc(y, s, q, discard_over="pairs")
+    with pytest.raises(ValueError, match="magface"):
+        edc(y, s, q, convention="magface", discard_over="class")
+
+
+def test_magface_discards_over_all_pairs():
+    y, s, q = random_case(9, n=400)
+    m, m_all = edc(y, s, q, convention="magface"), edc(y, s, q, convention="magface", discard_over="all")
+    assert m.discard_over == m_all.discard_over == "all"
+    assert same_bytes(m.errors, m_all.errors) and same_bytes(m.discard_fractions, m_all.discard_fractions)
 
 
 # ---------------------------------------------------------------- the counting kernel against cumulative counts
-def argsort_iso(labels, scores, quality, error, rate, limit):
+def argsort_iso(labels, scores, quality, error, rate, limit, over="all"):
     """The ISO curve by the plain reading: cumulative counts of class and error pairs over a stable argsort of the
     quality, read at the last position of each tie group; masks for the step area and the best curve. The fast
-    kernel must give the same bytes (same integer counts, same divisions, same summation order)."""
+    kernel must give the same bytes (same integer counts, same divisions, same summation order). ``over="class"``:
+    the same on the counted class's pairs alone (threshold from all pairs)."""
     from fr_bench.metrics.quality import _best_area, iso_threshold
 
     y, s, q = np.asarray(labels).astype(bool), np.asarray(scores), np.asarray(quality, dtype=np.float64)
     t = iso_threshold(s, y, error, rate)
+    if over == "class":
+        keep = y if error == "fnm" else ~y
+        y, s, q = y[keep], s[keep], q[keep]
     cls = y if error == "fnm" else ~y
     bad = (y & (s < t)) if error == "fnm" else (~y & (s >= t))
     order = np.argsort(q, kind="stable")
@@ -257,6 +358,8 @@ def argsort_iso(labels, scores, quality, error, rate, limit):
     width = np.clip(right - fr, 0.0, None)
     used = width > 0
     pauc = float(np.sum(er[used] * width[used]))
+    if over == "class":
+        best[-1] = np.nan  # the last step removes the whole class
     return t, fr, er, pauc, best, _best_area(n_err, n_cls, q.size, limit)
 
 
@@ -268,7 +371,8 @@ def same_bytes(a, b):
 @pytest.mark.parametrize("error,rate", [("fnm", 0.05), ("fnm", 0.0), ("fnm", 0.5), ("fm", 1e-3), ("fm", 0.2),
                                         ("fm", 1.0)])
 @pytest.mark.parametrize("seed", range(4))
-def test_iso_kernel_bytes_equal_argsort_reading(seed, error, rate):
+@pytest.mark.parametrize("over", ["class", "all"])
+def test_iso_kernel_bytes_equal_argsort_reading(seed, error, rate, over):
     rng = np.random.default_rng(100 + seed)
     n = int(rng.integers(50, 4000))
     y = rng.random(n) < [0.5, 0.05, 0.01, 0.3][seed]
@@ -278,16 +382,17 @@ def test_iso_kernel_bytes_equal_argsort_reading(seed, error, rate):
     q = [rng.integers(0, 7, n).astype(float), rng.random(n), rng.random(n).astype(np.float32),
          np.where(y, 0.0, rng.integers(1, 50, n)).astype(float)][seed]
     limits = [0.2, 1.0, 0.05, 2 / n]
-    fr0 = argsort_iso(y, s, q, error, rate, 0.2)[1]
+    fr0 = argsort_iso(y, s, q, error, rate, 0.2, over)[1]
     limits.append(float(fr0[len(fr0) // 2]))  # a limit exactly on a realised fraction
     for limit in limits:
-        r = edc(y, s, q, error=error, starting_error=rate, discard_limit=limit, relative_to_best=True)
-        t, fr, er, pauc, best, pauc_best = argsort_iso(y, s, q, error, rate, limit)
+        r = edc(y, s, q, error=error, starting_error=rate, discard_limit=limit, relative_to_best=True,
+                discard_over=over)
+        t, fr, er, pauc, best, pauc_best = argsort_iso(y, s, q, error, rate, limit, over)
         assert r.threshold == t
         assert same_bytes(r.discard_fractions, fr) and same_bytes(r.errors, er) and same_bytes(r.best_errors, best)
         assert same_bytes(r.pauc, pauc) and same_bytes(r.pauc_best, pauc_best)
         assert same_bytes(r.pauc_relative, pauc - pauc_best)
-        plain = edc(y, s, q, error=error, starting_error=rate, discard_limit=limit)
+        plain = edc(y, s, q, error=error, starting_error=rate, discard_limit=limit, discard_over=over)
         assert same_bytes(plain.errors, er) and same_bytes(plain.pauc, pauc) and plain.best_errors is None
 
 
@@ -295,7 +400,8 @@ def test_float32_quality_same_as_its_float64_widening():
     y, s, _ = random_case(7, n=500)
     q32 = np.random.default_rng(7).normal(20, 3, 500).astype(np.float32)
     q32[::7] = q32[0]  # a tie group
-    for kw in ({}, {"error": "fm", "starting_error": 0.1}):
+    for kw in ({}, {"error": "fm", "starting_error": 0.1}, {"discard_over": "all"},
+               {"error": "fm", "starting_error": 0.1, "discard_over": "all"}):
         a = edc(y, s, q32, relative_to_best=True, **kw)
         b = edc(y, s, q32.astype(np.float64), relative_to_best=True, **kw)
         assert same_bytes(a.errors, b.errors) and same_bytes(a.discard_fractions, b.discard_fractions)

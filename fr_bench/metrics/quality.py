@@ -5,27 +5,32 @@ Scores: higher = more similar; a pair is a *match* iff ``score >= threshold`` (a
 ``fr_bench.metrics``). Labels: 1 mated (genuine), 0 non-mated (impostor). Pairwise quality: higher = better; pairs
 are discarded lowest quality first. Rates come from integer counts.
 
-Sources (looked up 2026-11-30; the standard's clause text itself could NOT be read here, so no default below is
-quoted from it):
+Which pairs the discard fraction counts (ISO convention, ``discard_over``): ``"class"`` (default) follows the
+standard's authors: FNM-EDC is computed over the MATED comparisons only and FM-EDC over the NON-MATED ones only, so
+the fraction is a share of that class (pairs of the other class cannot change the error and do not dilute the
+fraction axis). ``"all"`` is this project's earlier reading (a share of all pairs, the other class discarded too
+by the same quality order), kept for comparison with results stored before the change.
 
-- ISO/IEC 29794-1:2024, third edition 2024-05 (https://www.iso.org/standard/79519.html). Its table of contents (front
-  matter seen in a web copy) has clause 10 "Pairwise quality" and clause 11 on evaluation (its title truncated in the
-  copy seen), where the EDC presumably lives; the clause wording and its defaults are unverified.
+Sources (looked up 2026-11-30; the standard's clause text was NOT available to us, so no default below is quoted
+from it):
+
+- ISO/IEC 29794-1:2024, third edition 2024-05, catalogue page https://www.iso.org/standard/79519.html.
 - Schlett, Rathgeb, Tapia, Busch, "Considerations on the evaluation of biometric quality assessment algorithms",
-  IEEE T-BIOM (ieeexplore 10330743; arXiv 2303.13294), abstract: an EDC depends on an error type (FNMR or FMR), a
-  set of comparisons and a comparison threshold "corresponding to a starting error"; comparisons are progressively
-  discarded by the pair's LOWEST sample quality (the ``min`` rule, our default) and the error is recomputed on the
-  remaining comparisons; a discard fraction limit is chosen for the pAUC (stepwise vs linear interpolation is
-  discussed; higher limits give more stable rankings).
+  IEEE T-BIOM (ieeexplore 10330743; arXiv 2303.13294): an EDC depends on an error type (FNMR or FMR), a set of
+  comparisons (mated ones for FNM-EDC, non-mated ones for FM-EDC) and a comparison threshold "corresponding to a
+  starting error"; comparisons are progressively discarded by the pair's LOWEST sample quality (the ``min`` rule,
+  our default) and the error is recomputed on the remaining comparisons; a discard fraction limit is chosen for the
+  pAUC (stepwise vs linear interpolation is discussed; higher limits give more stable rankings).
 - The same group's reference code, github.com/dasec/quality-assessment-evaluation, ``edc.py`` (commit 2a66097,
   2023-11): a run of identical pairwise qualities is discarded at once (as here: a tie is never split); ``min``
   pairwise quality by default; pAUC of the step curve up to the limit (as here); its example's defaults are a
-  starting error of 0.05 and a pAUC discard limit of 0.20 (ours for FNM-EDC). It DIFFERS from this module in that
-  (1) it is fed the comparisons of one class (mated for FNM-EDC, non-mated for FM-EDC), so its discard fraction is a
-  share of that class, not of all pairs as here; (2) its threshold is ``np.quantile`` of those scores (linear
-  interpolation: the starting error is approximate), here the exact count rule (starting error <= target);
-  (3) its "theoretical best" area is that under the line ``max(0, e0 - x)``, here the exact pair-by-pair best
-  ``(E - k) / (N - k)``; (4) it appends the point (1, 0) at full discard, where the error here is NaN.
+  starting error of 0.05 and a pAUC discard limit of 0.20 (ours for FNM-EDC). Against it: (1) it is fed the
+  comparisons of one class, so its fraction is a share of that class: FOLLOWED (``discard_over="class"``). Kept
+  different on purpose: (2) its threshold is ``np.quantile`` of the scores (linear interpolation: the starting
+  error is approximate); here the exact integer-count rule issue 13 demands (starting error <= target, see
+  :func:`iso_threshold`); (3) its "theoretical best" area is that under the line ``max(0, e0 - x)``; here the
+  exact pair-by-pair best ``(E - k) / (N - k)`` (error pairs discarded first); (4) it appends the point (1, 0) at
+  full discard; here the error with no pair of the class left is NaN (undefined, not 0).
 - ``starting_error=1e-3`` for FM-EDC is this project's choice (issue 13's example); no source default was found.
 """
 
@@ -40,6 +45,7 @@ from fr_bench.metrics._checks import check_scores_labels, to_numpy
 from fr_bench.metrics._common import ToDict, allowed_count
 
 EDC_CONVENTIONS = ("iso", "magface")
+DISCARD_OVER = ("class", "all")
 PAIR_QUALITY_RULES = ("min", "mean", "product")
 DEFAULT_STARTING_ERROR = {"fnm": 0.05, "fm": 1e-3}
 MAGFACE_FRACTIONS = np.arange(0.0, 0.98, 0.05)  # 0, 0.05, ..., 0.95 as the MagFace evaluation script builds them
@@ -49,12 +55,14 @@ MAGFACE_FRACTIONS = np.arange(0.0, 0.98, 0.05)  # 0, 0.05, ..., 0.95 as the MagF
 class EDCResult(ToDict):
     """One EDC curve.
 
-    ``discard_fractions``: realised discarded shares of all pairs, ascending, starting at 0; ``errors``: the error
-    rate (FNMR or FMR) on the pairs that remain at each fraction (NaN where no pair of the counted class remains);
+    ``discard_fractions``: realised discarded shares, ascending, starting at 0, of the counted class's pairs
+    (``discard_over="class"``) or of all pairs (``"all"``; MagFace); ``errors``: the error rate (FNMR or FMR) on the
+    pairs that remain at each fraction (NaN where no pair of the counted class remains);
     ``threshold``: the comparison threshold (ISO: one float, fixed before discarding; MagFace: one angular-distance
     threshold per fraction); ``pauc``: area under the step curve up to ``discard_limit``; ``pauc_best``,
-    ``pauc_relative`` (= ``pauc - pauc_best``) and ``best_errors`` (theoretical best at the realised fractions):
-    only with ``relative_to_best=True``, else None."""
+    ``pauc_relative`` (= ``pauc - pauc_best``) and ``best_errors`` (theoretical best at the realised fractions;
+    ``"class"``: NaN at full discard, as ``errors``): only with ``relative_to_best=True``, else None;
+    ``discard_over``: ``"class"`` or ``"all"`` (see the module docstring)."""
 
     discard_fractions: np.ndarray
     errors: np.ndarray
@@ -67,6 +75,7 @@ class EDCResult(ToDict):
     pauc_best: float | None = None
     pauc_relative: float | None = None
     best_errors: np.ndarray | None = None
+    discard_over: str = "class"
 
 
 def pair_quality(q_a: Any, q_b: Any, *, how: str = "min") -> np.ndarray:
@@ -146,11 +155,13 @@ def _best_area(n_err: int, n_class: int, n: int, limit: float) -> float:
     return float(np.sum((n_err - k) / (n_class - k) * width))
 
 
-def _discard_steps(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _discard_steps(q: np.ndarray, *, in_place: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``(qs, removed)``: the qualities sorted ascending, and ``removed[j]`` = pairs discarded at realised step
     ``j`` (0 at step 0; step ``j >= 1`` removes every pair whose quality is <= the ``j``-th smallest distinct
-    value, so a tie is never split). One value sort, no argsort."""
-    qs = np.sort(q)
+    value, so a tie is never split). One value sort (of ``q`` itself with ``in_place``), no argsort."""
+    if in_place:
+        q.sort()
+    qs = q if in_place else np.sort(q)
     is_start = np.empty(qs.size + 1, dtype=bool)  # first sorted position of each distinct value, and the end
     is_start[0] = is_start[-1] = True
     np.not_equal(qs[1:], qs[:-1], out=is_start[1:-1])
@@ -173,20 +184,17 @@ def _piecewise(steps: list[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarr
     return starts, lengths, [np.searchsorted(s, starts, side="right") for s in steps]
 
 
-def _iso_edc(y: np.ndarray, s: np.ndarray, q: np.ndarray, error: str, starting_error: float,
-             limit: float, best: bool) -> EDCResult:
-    """ISO EDC by counting: after one sort of the qualities, only the few mated and error pairs are located among
-    the steps (the non-mated counts are all pairs minus mated ones), and the full-length curve is written by runs
-    on which the error's numerator and the mated count are constant. The same integers, hence the same floats, as
-    cumulative counts over an argsort (tests/test_metrics_quality.py checks the bytes against that reading)."""
-    thr = iso_threshold(s, y, error, starting_error)
-    is_err = (y & (s < thr)) if error == "fnm" else (~y & (s >= thr))
+def _errors_all(y: np.ndarray, q: np.ndarray, is_err: np.ndarray, error: str) -> tuple[np.ndarray, np.ndarray]:
+    """``discard_over="all"``: ``(removed, errors)`` per realised step over all pairs. After one sort of the
+    qualities, only the few mated and error pairs are located among the steps (non-mated counts are all pairs minus
+    mated ones), and the full-length curve is written by runs on which the error's numerator and the mated count are
+    constant. The same integers, hence the same floats, as cumulative counts over an argsort (the tests check the
+    bytes against that reading)."""
     qs, removed = _discard_steps(q)
-    n, size = q.size, removed.size
     n_mated, n_err = int(y.sum()), int(is_err.sum())
-    n_cls = n_mated if error == "fnm" else n - n_mated
+    n_cls = n_mated if error == "fnm" else q.size - n_mated
     starts, lengths, (gone_mated, gone_err) = _piecewise(
-        [_step_of(qs, removed, q[y]), _step_of(qs, removed, q[is_err])], size)
+        [_step_of(qs, removed, q[y]), _step_of(qs, removed, q[is_err])], removed.size)
     del qs
     num = n_err - gone_err  # error pairs left, per run
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -199,12 +207,48 @@ def _iso_edc(y: np.ndarray, s: np.ndarray, q: np.ndarray, error: str, starting_e
             errors = np.repeat(num.astype(np.float64), lengths)  # exact: counts < 2**53
             errors /= left
             errors[int(np.argmin(left)):] = np.nan  # left falls to 0 (every non-mated pair gone) and stays
+    return removed, errors
+
+
+def _errors_class(q_cls: np.ndarray, q_err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``discard_over="class"``: ``(removed, errors)`` per realised step over the counted class's pairs only
+    (qualities ``q_cls``, sorted here in place; ``q_err`` those of its error pairs): error = error pairs left /
+    class pairs left, NaN at the last step (every pair of the class gone)."""
+    _, removed = _discard_steps(q_cls, in_place=True)
+    _, lengths, (gone_err,) = _piecewise([_step_of(q_cls, removed, q_err)], removed.size)
+    errors = np.repeat((q_err.size - gone_err).astype(np.float64), lengths)  # exact: counts < 2**53
+    left = q_cls.size - removed
+    with np.errstate(invalid="ignore", divide="ignore"):
+        errors /= left
+    errors[-1] = np.nan  # left == 0: undefined, not 0
+    return removed, errors
+
+
+def _iso_edc(y: np.ndarray, s: np.ndarray, q: np.ndarray, error: str, starting_error: float,
+             limit: float, best: bool, over: str) -> EDCResult:
+    """ISO EDC by counting (threshold fixed once on all pairs, the same in both readings); ``over`` picks which
+    pairs are discarded and make up the fraction's denominator."""
+    thr = iso_threshold(s, y, error, starting_error)
+    is_err = (y & (s < thr)) if error == "fnm" else (~y & (s >= thr))
+    n_err = int(is_err.sum())
+    if over == "class":
+        cls = y if error == "fnm" else ~y
+        q_cls = q[cls]  # a copy, sorted in place
+        n_cls = n = q_cls.size
+        removed, errors = _errors_class(q_cls, q[is_err])
+        del q_cls
+    else:
+        n = q.size
+        n_cls = int(y.sum()) if error == "fnm" else n - int(y.sum())
+        removed, errors = _errors_all(y, q, is_err, error)
     fractions = removed / n
     pauc = _step_area(fractions, errors, limit)
     extra: dict[str, Any] = {}
     if best:
         extra = _best_curve(removed, n_err, n_cls, n, limit, pauc)
-    return EDCResult(fractions, errors, thr, pauc, limit, error, starting_error, "iso", **extra)
+        if over == "class":
+            extra["best_errors"][-1] = np.nan  # every pair of the class gone, as in ``errors``
+    return EDCResult(fractions, errors, thr, pauc, limit, error, starting_error, "iso", discard_over=over, **extra)
 
 
 def _best_curve(removed: np.ndarray, n_err: int, n_cls: int, n: int, limit: float, pauc: float) -> dict[str, Any]:
@@ -246,11 +290,13 @@ def _magface_edc(y: np.ndarray, s: np.ndarray, q: np.ndarray, limit: float) -> E
         thresholds.append(float(t))
         errors.append(int(np.count_nonzero(pos >= t)) / pos.size)
     fr, er = np.asarray(fractions), np.asarray(errors)
-    return EDCResult(fr, er, np.asarray(thresholds), _step_area(fr, er, limit), limit, "fnm", 1e-3, "magface")
+    return EDCResult(fr, er, np.asarray(thresholds), _step_area(fr, er, limit), limit, "fnm", 1e-3, "magface",
+                     discard_over="all")
 
 
 def edc(labels: Any, scores: Any, pair_quality: Any, *, error: str = "fnm", starting_error: float | None = None,
-        discard_limit: float = 0.20, convention: str = "iso", relative_to_best: bool = False) -> EDCResult:
+        discard_limit: float = 0.20, convention: str = "iso", relative_to_best: bool = False,
+        discard_over: str | None = None) -> EDCResult:
     """Error-versus-Discard Characteristic of a pairwise quality score.
 
     ``convention="iso"`` (ISO/IEC 29794-1:2024, default): the threshold is fixed ONCE on all pairs from
@@ -259,9 +305,13 @@ def edc(labels: Any, scores: Any, pair_quality: Any, *, error: str = "fnm", star
     is a match). Pairs are then discarded in ascending ``pair_quality``, all pairs of one quality value together (a
     tie is never split), and the error (FNMR: mated non-matches / remaining mated; FMR: non-mated matches /
     remaining non-mated) is recomputed on what remains at each realised fraction, by cumulative counts over one
-    sort. Where no pair of the counted class remains the error is NaN (undefined, not 0), and a ``pauc`` whose
-    range reaches such a step is NaN. ``pauc``: area of the step curve (the error at a realised fraction holds
-    until the next one) over ``[0, discard_limit]``. ``relative_to_best``: also the area of the theoretical best
+    sort. ``discard_over`` (ISO; None means ``"class"``): ``"class"`` (the standard's authors' reading): only the counted class's
+    pairs are discarded and the fraction is a share of them (mated for FNM, non-mated for FM); ``"all"`` (this
+    project's earlier reading): all pairs are discarded and the fraction is a share of all pairs. The threshold and
+    the error at fraction 0 are the same in both. Where no pair of the counted class remains the error is NaN
+    (undefined, not 0), and a ``pauc`` whose range reaches such a step is NaN (``"class"``: only at full discard).
+    ``pauc``: area of the step curve (the error at a realised fraction holds until the next one) over
+    ``[0, discard_limit]``. ``relative_to_best``: also the area of the theoretical best
     discarding (error pairs removed first, one pair at a time, with the same fixed threshold) and ``pauc - best``.
 
     ``convention="magface"`` (the MagFace paper's evaluation; FNMR only, FMR 1e-3 built in): fractions ``u`` = 0,
@@ -272,7 +322,8 @@ def edc(labels: Any, scores: Any, pair_quality: Any, *, error: str = "fnm", star
     it. Not comparable with the ISO curve: the moving threshold keeps the FMR near 1e-3 on the kept set, so the
     curve mixes the quality's effect on mated and on non-mated pairs (the ISO curve holds the threshold fixed and
     shows the error change due to discarding alone), the fractions are fixed rather than realised, and ties split.
-    ``scores`` must then be cosine similarities. ``threshold`` holds one distance per fraction.
+    ``scores`` must then be cosine similarities. ``threshold`` holds one distance per fraction. It always discards
+    from all pairs: ``discard_over`` left at None (or ``"all"``) is accepted, ``"class"`` is a ``ValueError``.
 
     ``ValueError`` for labels not in {0, 1}, length mismatches, NaN/inf, a set without both classes, unknown names.
     """
@@ -282,6 +333,11 @@ def edc(labels: Any, scores: Any, pair_quality: Any, *, error: str = "fnm", star
         raise ValueError(f"unknown EDC error {error!r}; expected 'fnm' or 'fm'")
     if not 0.0 < float(discard_limit) <= 1.0:
         raise ValueError(f"discard_limit must lie in (0, 1], got {discard_limit}")
+    if discard_over not in (None, *DISCARD_OVER):
+        raise ValueError(f"unknown discard_over {discard_over!r}; expected one of {list(DISCARD_OVER)}")
+    if convention == "magface" and discard_over == "class":
+        raise ValueError("convention='magface' discards from all pairs (as its script does): "
+                         "discard_over='class' is for convention='iso'")
     s, y = check_scores_labels(scores, labels, keep_float32=True)
     q = _check_quality(pair_quality, s.size)
     if convention == "magface":
@@ -291,4 +347,4 @@ def edc(labels: Any, scores: Any, pair_quality: Any, *, error: str = "fnm", star
         return _magface_edc(y, s, q, float(discard_limit))
     rate = DEFAULT_STARTING_ERROR[error] if starting_error is None else float(starting_error)
     allowed_count(rate, 1)  # validates 0 <= rate <= 1
-    return _iso_edc(y, s, q, error, rate, float(discard_limit), relative_to_best)
+    return _iso_edc(y, s, q, error, rate, float(discard_limit), relative_to_best, discard_over or "class")
