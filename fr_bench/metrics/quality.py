@@ -305,14 +305,14 @@ def edc(labels: Any, scores: Any, pair_quality: Any, *, error: str = "fnm", star
     is a match). Pairs are then discarded in ascending ``pair_quality``, all pairs of one quality value together (a
     tie is never split), and the error (FNMR: mated non-matches / remaining mated; FMR: non-mated matches /
     remaining non-mated) is recomputed on what remains at each realised fraction, by cumulative counts over one
-    sort. ``discard_over`` (ISO; None means ``"class"``): ``"class"`` (the standard's authors' reading): only the counted class's
-    pairs are discarded and the fraction is a share of them (mated for FNM, non-mated for FM); ``"all"`` (this
-    project's earlier reading): all pairs are discarded and the fraction is a share of all pairs. The threshold and
-    the error at fraction 0 are the same in both. Where no pair of the counted class remains the error is NaN
-    (undefined, not 0), and a ``pauc`` whose range reaches such a step is NaN (``"class"``: only at full discard).
-    ``pauc``: area of the step curve (the error at a realised fraction holds until the next one) over
-    ``[0, discard_limit]``. ``relative_to_best``: also the area of the theoretical best
-    discarding (error pairs removed first, one pair at a time, with the same fixed threshold) and ``pauc - best``.
+    sort. ``discard_over`` (ISO; None means ``"class"``): ``"class"`` (the standard's authors' reading): only the
+    counted class's pairs are discarded and the fraction is a share of them (mated for FNM, non-mated for FM);
+    ``"all"`` (this project's earlier reading): all pairs are discarded, the fraction is a share of all pairs. The
+    threshold and the error at fraction 0 are the same in both. Where no pair of the counted class remains the
+    error is NaN (undefined, not 0), and a ``pauc`` whose range reaches such a step is NaN (``"class"``: only at
+    full discard). ``pauc``: area of the step curve (the error at a realised fraction holds until the next one)
+    over ``[0, discard_limit]``. ``relative_to_best``: also the area of the theoretical best discarding (error
+    pairs removed first, one pair at a time, with the same fixed threshold) and ``pauc - best``.
 
     ``convention="magface"`` (the MagFace paper's evaluation; FNMR only, FMR 1e-3 built in): fractions ``u`` = 0,
     0.05, ..., 0.95; at each the first ``int(u * n)`` pairs in ascending quality are dropped (ties broken by a
