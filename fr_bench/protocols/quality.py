@@ -17,8 +17,9 @@ Each protocol maps image qualities to one pairwise quality per entry of ``result
 (:meth:`fr_bench.protocols.base.Protocol.pair_qualities`, with :func:`fr_bench.metrics.pair_quality`), and
 :func:`attach_edc` adds the ISO EDC curves (FNM at a starting FNMR of 0.05, FM at a starting FMR of 1e-3, pAUC up
 to a discard fraction of 0.20, with the theoretical best) to the result: ``metrics["edc_fnm_pauc"]``,
-``metrics["edc_fm_pauc"]`` and ``details["edc"]``. The source is NOT a convention (``result.conventions`` groups
-leaderboard rows): it lives in ``details["edc"]["source"]``.
+``metrics["edc_fm_pauc"]`` and ``details["edc"]`` (``"discard_over": "class"``: each curve discards its own
+class's pairs, mated for FNM, non-mated for FM; see :mod:`fr_bench.metrics.quality`). The source is NOT a
+convention (``result.conventions`` groups leaderboard rows): it lives in ``details["edc"]["source"]``.
 """
 
 from __future__ import annotations
@@ -227,10 +228,10 @@ def attach_edc(result: ProtocolResult, plan: QualityPlan) -> None:
         raise ProtocolError(f"{result.protocol}: {len(plan.pair_quality)} pairwise qualities for "
                             f"{len(pairs.scores)} scored pairs")
     out: dict[str, Any] = {"source": plan.source, "source_detail": plan.source_detail,
-                           "pair_quality": plan.how, "convention": "iso"}
+                           "pair_quality": plan.how, "convention": "iso", "discard_over": "class"}
     for error, start in EDC_CURVES.items():
         res = edc(pairs.labels, pairs.scores, plan.pair_quality, error=error, starting_error=start,
-                  convention="iso", relative_to_best=True)
+                  convention="iso", relative_to_best=True, discard_over="class")
         result.metrics[f"edc_{error}_pauc"] = float(res.pauc)
         out[error] = _curve(res)
     result.details["edc"] = out
