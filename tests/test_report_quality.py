@@ -33,7 +33,8 @@ def edc_record(model: str, seed: int, source: str = "norm", protocol: str = "dem
     curves = {"fnm": _curve_dict(edc(labels, scores, q, relative_to_best=True))}
     if fm:
         curves["fm"] = _curve_dict(edc(labels, scores, q, error="fm", starting_error=0.01, relative_to_best=True))
-    details = {"edc": {"source": source, "source_detail": "", "pair_quality": "min", "convention": "iso", **curves}}
+    details = {"edc": {"source": source, "source_detail": "", "pair_quality": "min", "convention": "iso",
+                    "discard_over": "class", **curves}}
     metrics = {"accuracy": 0.9, "edc_fnm_pauc": curves["fnm"]["pauc"]}
     return StoredResult(model={"name": model}, protocol={"name": protocol, "display_name": protocol.upper()},
                         result=ProtocolResult(protocol, metrics, details=details))
@@ -84,7 +85,8 @@ def test_plotted_steps_are_the_stored_curves(tmp_path):
             assert any(model in t and source in t and "pAUC" in t for t in legend)
         limits = [ln for ln in ax.get_lines() if ln.get_gid() == "limit"]
         assert len(limits) == 1 and set(limits[0].get_xdata()) == {0.2}
-        assert ax.get_xlabel() == "fraction of pairs discarded"
+        # the ISO class reading: the fraction is a share of the class whose error is shown
+        assert ax.get_xlabel() == f"fraction of {'mated' if error == 'fnm' else 'non-mated'} pairs discarded"
         assert ax.get_ylabel() == ("FNMR" if error == "fnm" else "FMR")
         start = recs[0].result.details["edc"][error]["starting_error"]
         assert f"= {start:g}" in ax.get_title() and "fixed once before discarding" in ax.get_title()

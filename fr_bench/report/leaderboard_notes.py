@@ -35,7 +35,7 @@ def _short(h: str | None) -> str:
 
 def _edc_settings(rec: StoredResult, kind: str) -> tuple[tuple[str, str], ...]:
     """What makes two EDC pAUCs comparable: quality source (a file by its sha256), pair-quality rule, convention,
-    starting error, discard limit."""
+    what the discard fraction is a share of (``discard_over``), starting error, discard limit."""
     edc = rec.result.details.get("edc")
     if not isinstance(edc, Mapping):
         return ()
@@ -45,6 +45,7 @@ def _edc_settings(rec: StoredResult, kind: str) -> tuple[tuple[str, str], ...]:
         detail = f"sha256 {str(detail['sha256'])[:12]}" if detail.get("sha256") else None
     items = [("quality", edc.get("source")), ("quality file", detail),
              ("pair quality", edc.get("pair_quality")), ("convention", edc.get("convention")),
+             ("discard over", edc.get("discard_over")),
              (f"starting {EDC_KINDS[kind][0]}", curve.get("starting_error")),
              ("discard limit", curve.get("discard_limit"))]
     return tuple((k, f"{v:g}" if isinstance(v, (int, float)) else str(v)) for k, v in items if v not in (None, ""))

@@ -177,12 +177,23 @@ def edc_figure(records: Sequence[StoredResult], protocol: str | None = None, *, 
         ax.axvline(limit, color="0.3", ls=":", lw=1.2, gid="limit", label=f"discard limit {limit:g} (pAUC range)")
     ax.set_xlim(0.0, max(float(c.fractions[-1]) for c in curves) or 1.0)
     ax.set_ylim(0.0, top * 1.08 if top > 0 else 1.0)
-    ax.set_xlabel("fraction of pairs discarded")
+    ax.set_xlabel(_discard_axis(records, error))
     ax.set_ylabel(rate)
     ax.set_title(title or _title(curves, error, records[0].display_name), fontsize="medium")
     ax.grid(True, alpha=0.35)
     ax.legend(loc="best", fontsize="small", framealpha=0.9)
     return fig
+
+
+def _discard_axis(records: Sequence[StoredResult], error: str) -> str:
+    """The x-axis label: what the discard fraction is a share of (ISO's class reading: the class whose error the
+    curve shows; the "all" reading and the MagFace convention: every pair)."""
+    overs = {str(r.result.details.get("edc", {}).get("discard_over", "all")) for r in records}
+    if overs == {"class"}:
+        return f"fraction of {'mated' if error == 'fnm' else 'non-mated'} pairs discarded"
+    if overs == {"all"}:
+        return "fraction of pairs discarded"
+    return "fraction discarded (of the curve's class or of all pairs: see each result's discard_over)"
 
 
 def plot_edc(records: Sequence[StoredResult], protocol: str | None, out_path: PathLike | Sequence[PathLike], *,
