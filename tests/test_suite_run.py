@@ -220,3 +220,16 @@ def test_allow_missing_runs_the_rest_and_records_what_was_skipped(root, tmp_path
 def test_protocol_options_are_refused_for_a_suite(root):
     with pytest.raises(ValueError, match="suite file"):
         run_suite(TinyNet(), PACKS, root, protocol_options={"aligned": True}, **FAST)
+
+
+def test_a_checked_preflight_is_reused_not_run_again(root, monkeypatch):
+    from fr_bench.suites import preflight as preflight_module
+
+    checked = preflight_module.preflight(PACKS, root)
+    calls = []
+    monkeypatch.setattr(preflight_module, "preflight", lambda *a, **k: calls.append(1))
+    run = run_suite(TinyNet(), PACKS, root, checked=checked, **FAST)
+    assert calls == [] and run.preflight is checked and list(run.evaluations) == PACKS.protocols
+    assert run.evaluations["lfw"].protocol is checked.ok[0][2]  # the protocol the preflight loaded
+    with pytest.raises(ValueError, match="not of"):
+        run_suite(TinyNet(), MIXED, root, checked=checked, **FAST)

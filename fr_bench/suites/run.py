@@ -198,6 +198,7 @@ def run_suite(
     quality_how: str = "min",
     workers: int | None = None,
     on_preflight: Callable[[Any], None] | None = None,
+    checked: Any = None,
     **prepare_kwargs: Any,
 ) -> SuiteRun:
     """Evaluate ``model`` (a spec string or an nn.Module, as :func:`fr_bench.runner.evaluate_model` takes) on every
@@ -209,7 +210,8 @@ def run_suite(
     one-protocol :func:`~fr_bench.runner.evaluate_model` run with the same options; with ``out`` each writes its
     result file and the suite record is written to :func:`suite_record_path`. ``workers`` caps the evaluation
     threads (default: the CPU count). ``on_preflight`` is called with the preflight before its problems are raised
-    (the CLI prints its report). ``prepare_kwargs`` are :func:`fr_bench.runner.prepare`'s (``device``,
+    (the CLI prints its report). ``checked``: a preflight of this suite already run (training validation runs it
+    once before training): it is not run again and its loaded protocols are reused. ``prepare_kwargs`` are :func:`fr_bench.runner.prepare`'s (``device``,
     ``batch_size``, ``use_cache``, ``model_options``, ...; ``embedder`` passes an already loaded model); a suite's
     members take their protocol options from the suite, so ``protocol_options`` is refused.
     """
@@ -227,8 +229,12 @@ def run_suite(
     if embedder is None:
         embedder = load_embedder(model, arch=arch, device=prepare_kwargs.get("device"), model_options=model_options)
     t_model = time.perf_counter()
-    pre = preflight(suite, root, embedder=embedder, out_dir=out, allow_missing=allow_missing,
-                    allow_channel_swap=allow_channel_swap)
+    if checked is None:
+        checked = preflight(suite, root, embedder=embedder, out_dir=out, allow_missing=allow_missing,
+                            allow_channel_swap=allow_channel_swap)
+    elif checked.suite.protocols != suite.protocols:
+        raise ValueError(f"checked= is the preflight of suite {checked.suite.name!r}, not of {suite.name!r}")
+    pre = checked
     if on_preflight is not None:
         on_preflight(pre)
     pre.raise_for_problems()
