@@ -60,7 +60,8 @@ IJB = [("ijbc", "IJBC", "check_counts = false"), ("ijbc_1n", "IJBC", "check_coun
 
 
 def _evaluate(*args: str):
-    return CliRunner().invoke(main, ["evaluate", "-m", MODEL, "--name", "TinyNet", "--no-cache", "-q", "--workers", "0", *args])
+    return CliRunner().invoke(main, ["evaluate", "-m", MODEL, "--name", "TinyNet", "--no-cache", "-q", "--workers", "0",
+                                     *args])
 
 
 def test_suite_prints_the_preflight_and_one_combined_table(root, tmp_path):
@@ -88,7 +89,8 @@ def test_suite_numbers_equal_the_one_protocol_command(root, tmp_path):
     assert res.exit_code == 0, res.output
     record = json.loads(res.output[res.output.index("{"):])
     for protocol, where, option in PACKS[:1] + IJB:
-        one = _evaluate("-p", protocol, "-r", str(root / where), "-o", option.replace(" ", ""), "--out", str(tmp_path / "one"), "--json")
+        one = _evaluate("-p", protocol, "-r", str(root / where), "-o", option.replace(" ", ""),
+                        "--out", str(tmp_path / "one"), "--json")
         assert one.exit_code == 0, one.output
         alone = json.loads(one.output[one.output.index("{"):])
         suite_file = json.loads(open(record["members"][protocol]["result_file"]).read())

@@ -206,14 +206,15 @@ def run_suite(
 
     Raises the preflight's :class:`~fr_bench.suites.spec.SuiteError` (every problem at once) before any extraction;
     with ``allow_missing`` members that are not found are skipped and listed instead (``allow_channel_swap``: a
-    model channel order other than a member's colour space is accepted, see the preflight). Each member's result equals a
-    one-protocol :func:`~fr_bench.runner.evaluate_model` run with the same options; with ``out`` each writes its
-    result file and the suite record is written to :func:`suite_record_path`. ``workers`` caps the evaluation
-    threads (default: the CPU count). ``on_preflight`` is called with the preflight before its problems are raised
-    (the CLI prints its report). ``checked``: a preflight of this suite already run (training validation runs it
-    once before training): it is not run again and its loaded protocols are reused. ``prepare_kwargs`` are :func:`fr_bench.runner.prepare`'s (``device``,
-    ``batch_size``, ``use_cache``, ``model_options``, ...; ``embedder`` passes an already loaded model); a suite's
-    members take their protocol options from the suite, so ``protocol_options`` is refused.
+    model channel order other than a member's colour space is accepted, see the preflight). Each member's result
+    equals a one-protocol :func:`~fr_bench.runner.evaluate_model` run with the same options; with ``out`` each
+    writes its result file and the suite record is written to :func:`suite_record_path`. ``workers`` caps the
+    evaluation threads (default: the CPU count). ``on_preflight`` is called with the preflight before its problems
+    are raised (the CLI prints its report). ``checked``: a preflight of this suite already run (training validation
+    runs it once before training): it is not run again and its loaded protocols are reused. ``prepare_kwargs`` are
+    :func:`fr_bench.runner.prepare`'s (``device``, ``batch_size``, ``use_cache``, ``model_options``, ...;
+    ``embedder`` passes an already loaded model); a suite's members take their protocol options from the suite, so
+    ``protocol_options`` is refused.
     """
     from fr_bench.suites.preflight import preflight
 
@@ -251,11 +252,11 @@ def run_suite(
     model_name = name or embedder.name
     record = suite_record(suite, pre, evaluations, skipped, extractions, timings, started=started, root=root,
                           model={"name": model_name, "spec": spec, "fingerprint": embedder.fingerprint})
+    record["timings"]["total"] = time.perf_counter() - t0
     record_path = None
     if out is not None and is_main_process():
         from fr_bench.results import atomic_write_text
 
-        record["timings"]["total"] = time.perf_counter() - t0
         record_path = atomic_write_text(suite_record_path(out, model_name, suite.name),
                                         json.dumps(record, indent=2) + "\n")
     return SuiteRun(suite, evaluations, skipped, record, record_path, pre, extractions)
