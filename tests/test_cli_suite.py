@@ -148,3 +148,31 @@ def test_help_shows_the_suite_examples():
     assert res.exit_code == 0
     assert "-p suite:quick" in res.output and "--allow-missing" in res.output and "--quality-pair" in res.output
     assert "ISO/IEC 29794-1" in res.output  # --quality's help comes from fr_bench.protocols.quality
+
+
+def test_combined_table_groups_columns_by_protocol_with_the_published_conventions():
+    from fr_bench.report.suite_table import suite_table
+    from fr_bench.results import ProtocolResult, StoredResult
+
+    def stored(protocol, display, metrics, intervals=None, flags=()):
+        res = ProtocolResult(protocol=protocol, metrics=metrics, conventions={"tar": "nearest"},
+                             intervals=intervals or {}, flags=list(flags))
+        return StoredResult(model={"name": "m1"}, protocol={"name": protocol, "display_name": display}, result=res,
+                            extraction={"images": 10, "from_cache": False})
+
+    records = {
+        "lfw": stored("lfw", "LFW", {"accuracy": 0.9983, "tar@far=1e-3": 0.5},
+                      {"accuracy": {"low": 0.9971, "high": 0.999, "level": 0.95, "unit": "pair"}}),
+        "ijbc": stored("ijbc", "IJB-C 1:1 template verification",
+                       {"tar@far=1e-6": 0.9, "tar@far=1e-5": 0.95, "tar@far=0.0001": 0.9712}, flags=["beware"]),
+    }
+    text = suite_table(records, {"cplfw": "cplfw: missing"}, order=["lfw", "cplfw", "ijbc"], title="t")
+    lines = text.splitlines()
+    groups, labels, row = (line.split(" | ") for line in lines[1:4])
+    assert [g.strip() for g in groups[1:]] == ["LFW", "cplfw", "IJB-C 1:1 template verification"]
+    assert labels[1].strip() == "accuracy" and labels[3].split() == ["TAR@1e-6", "TAR@1e-5", "TAR@1e-4"]
+    assert row[0].strip() == "m1" and row[1].strip() == "99.83 [99.71, 99.90]"  # percent, interval in brackets
+    assert row[2].strip() == "skipped"
+    assert row[3].split() == ["90.00", "95.00", "97.12"]  # tar@far=0.0001 is the 1e-4 column, published order
+    assert "    ! beware" in lines and "  skipped cplfw: cplfw: missing" in lines
+    assert any(line.startswith("  ijbc: tar = nearest") for line in lines)
