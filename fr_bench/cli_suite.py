@@ -26,12 +26,12 @@ def evaluate_suite(model: str, suite: Any, root: str | None, out_dir: Path, *, n
     from fr_bench.suites.run import run_suite
     from fr_bench.suites.spec import SuiteError
 
-    shown: list[bool] = []
+    shown: list[Any] = []
 
     def show(pre: Any) -> None:
+        shown.append(pre)
         if is_main_process():
             click.echo(pre.report(), err=as_json)
-            shown.append(True)
 
     try:
         run = run_suite(model, suite, root, out=out_dir, name=name, conventions=conventions, ci=ci, n_boot=n_boot,
@@ -39,7 +39,7 @@ def evaluate_suite(model: str, suite: Any, root: str | None, out_dir: Path, *, n
                         quality=quality, quality_how=quality_how,
                         on_preflight=show, **prepare_kwargs)
     except SuiteError as exc:
-        if not shown:
+        if not shown or shown[0].passed:  # not the preflight's problems (e.g. every member skipped): one line
             raise
         hint = "" if allow_missing else "; --allow-missing runs the members that are found"
         raise click.ClickException(f"suite {suite.name}: the preflight found problems (listed above); "

@@ -176,3 +176,9 @@ def test_combined_table_groups_columns_by_protocol_with_the_published_convention
     assert row[3].split() == ["90.00", "95.00", "97.12"]  # tar@far=0.0001 is the 1e-4 column, published order
     assert "    ! beware" in lines and "  skipped cplfw: cplfw: missing" in lines
     assert any(line.startswith("  ijbc: tar = nearest") for line in lines)
+
+
+def test_every_member_skipped_is_an_error_not_an_empty_table(tmp_path):
+    res = _evaluate("-p", "lfw,calfw", "-r", str(tmp_path), "--out", str(tmp_path / "o"), "--allow-missing")
+    assert res.exit_code == 1
+    assert "no member to evaluate" in res.output and "skipped: lfw, calfw" in res.output

@@ -239,6 +239,11 @@ def run_suite(
     if on_preflight is not None:
         on_preflight(pre)
     pre.raise_for_problems()
+    if not pre.ok:
+        from fr_bench.suites.spec import SuiteError
+
+        raise SuiteError(f"suite {suite.name}: no member to evaluate under {root} (skipped: "
+                         f"{', '.join(_skipped(pre)) or 'none'})")
     t_pre = time.perf_counter()
     preps, extractions = _extract_all(pre, model, embedder, conventions, prepare_kwargs)
     t_extract = time.perf_counter()
