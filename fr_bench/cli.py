@@ -223,6 +223,9 @@ def evaluate(out, name, convention, ci, n_boot, seed, as_json, allow_missing, al
     out_dir = check_out_dir(out)
     conventions = _parse_pairs(convention, "--convention") or None
     suite = parse_protocols_arg(protocol)
+    if suite is None and (allow_missing or allow_channel_swap):
+        flag = "--allow-missing" if allow_missing else "--allow-channel-swap"
+        raise click.UsageError(f"{flag} applies to suites (-p a,b,c or -p suite:NAME), not to one protocol")
     if suite is not None:
         from fr_bench.cli_suite import evaluate_suite
 
