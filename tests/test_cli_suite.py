@@ -182,3 +182,8 @@ def test_every_member_skipped_is_an_error_not_an_empty_table(tmp_path):
     res = _evaluate("-p", "lfw,calfw", "-r", str(tmp_path), "--out", str(tmp_path / "o"), "--allow-missing")
     assert res.exit_code == 1
     assert "no member to evaluate" in res.output and "skipped: lfw, calfw" in res.output
+
+
+def test_suite_flags_are_refused_for_one_protocol(tmp_path):
+    res = _evaluate("-p", "demo", "--out", str(tmp_path), "--allow-missing")
+    assert res.exit_code == 2 and "--allow-missing applies to suites" in res.output
