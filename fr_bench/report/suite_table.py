@@ -17,7 +17,7 @@ from fr_bench.metrics import names as metric_names
 from fr_bench.report.leaderboard import headline_columns
 from fr_bench.report.render import format_value
 
-__all__ = ["suite_columns", "suite_table"]
+__all__ = ["group_columns", "suite_table"]
 
 
 def _find(metrics: Mapping[str, Any], key: str) -> str | None:
@@ -36,7 +36,7 @@ def _sub_label(label: str, group: str, metric: str) -> str:
     return rest or metric
 
 
-def suite_columns(record: Any) -> list[tuple[str, str, float]]:
+def group_columns(record: Any) -> list[tuple[str, str, float]]:
     """``(metric key, column label, scale)`` of one stored result's column group, in published order."""
     name, display = record.protocol_name, record.protocol.get("display_name", record.protocol_name)
     out = []
@@ -67,7 +67,7 @@ def suite_table(records: Mapping[str, Any], skipped: Mapping[str, str] | None = 
     for protocol in order:
         if protocol in records:
             rec = records[protocol]
-            cols = [(sub, _cell(rec, metric, scale)) for metric, sub, scale in suite_columns(rec)]
+            cols = [(sub, _cell(rec, metric, scale)) for metric, sub, scale in group_columns(rec)]
             groups.append((rec.protocol.get("display_name", protocol), cols))
         elif protocol in skipped:
             groups.append((protocol, [("", "skipped")]))
