@@ -27,3 +27,18 @@ def shared_path(*parts: str) -> Path:
 
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def _tree(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")} if folder.exists() else set()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _repository_results_untouched():
+    """No test may write into the repository's results/ (the stored, published results): a command run without
+    --out writes there, so such a test fails here, naming what it wrote."""
+    folder = REPO / "results"
+    before = _tree(folder)
+    yield
+    added = sorted(_tree(folder) - before)
+    assert not added, f"tests wrote into {folder}: {added[:5]} (pass --out / out= a tmp_path)"

@@ -317,7 +317,7 @@ def test_cli_val_end_to_end_then_evaluate_best(tmp_path, spec):
     assert f"best val_demo_eer = {rec['value']:.6g} at step {rec['step']}" in res.output
     if spec.startswith("suite:"):
         assert all(float(r["val_demo_mean_accuracy"]) == float(r["val_demo_accuracy"]) for r in rows)
-    ev = _cli("evaluate", "-m", out / BEST, "-p", "demo", "--no-cache", "-q", "--json")
+    ev = _cli("evaluate", "-m", out / BEST, "-p", "demo", "--no-cache", "-q", "--json", "--out", tmp_path / "results")
     assert ev.exit_code == 0, ev.output
     record = json.loads(ev.output[ev.output.index("{"):])
     assert record["result"]["metrics"]["eer"] == pytest.approx(rec["value"], abs=1e-6)
