@@ -189,12 +189,10 @@ def _prepare_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the result record as JSON on stdout.")
 @click.option("--allow-missing", is_flag=True,
               help="Suites: run the members found under ROOT and list the others as skipped (default: stop).")
-@click.option("--allow-channel-swap", is_flag=True,
-              help="Suites: accept a model whose declared channel order (RGB/BGR) differs from a member's images.")
 @click.option("--quality", default=None, metavar="SOURCE", cls=_QualityOption)
 @click.option("--quality-pair", "quality_how", type=click.Choice(["min", "mean", "product"]), default="min",
               show_default=True, help="How --quality makes a pair's quality from its two images'.")
-def evaluate(out, name, convention, ci, n_boot, seed, as_json, allow_missing, allow_channel_swap, quality, quality_how,
+def evaluate(out, name, convention, ci, n_boot, seed, as_json, allow_missing, quality, quality_how,
              model, protocol, root, **kw) -> None:
     """Evaluate MODEL on PROTOCOL (one protocol, a list, or a suite) and store the result.
 
@@ -223,15 +221,13 @@ def evaluate(out, name, convention, ci, n_boot, seed, as_json, allow_missing, al
     out_dir = check_out_dir(out)
     conventions = _parse_pairs(convention, "--convention") or None
     suite = parse_protocols_arg(protocol)
-    if suite is None and (allow_missing or allow_channel_swap):
-        flag = "--allow-missing" if allow_missing else "--allow-channel-swap"
-        raise click.UsageError(f"{flag} applies to suites (-p a,b,c or -p suite:NAME), not to one protocol")
+    if suite is None and allow_missing:
+        raise click.UsageError("--allow-missing applies to suites (-p a,b,c or -p suite:NAME), not to one protocol")
     if suite is not None:
         from fr_bench.cli_suite import evaluate_suite
 
         evaluate_suite(model, suite, root, out_dir, name=name, conventions=conventions, ci=ci, n_boot=n_boot,
-                       seed=seed, as_json=as_json, allow_missing=allow_missing,
-                       allow_channel_swap=allow_channel_swap, quality=quality,
+                       seed=seed, as_json=as_json, allow_missing=allow_missing, quality=quality,
                        quality_how=quality_how, prepare_kwargs=_prepare_kwargs(kw))
         return
     ev = evaluate_model(
@@ -429,7 +425,8 @@ def leaderboard(results_dir, fmt, write, edc, suite) -> None:
 @click.option("--out", "-o", type=click.Path(), default=None,
               help="Output file (.png or .pdf); default results/plots/<protocol>_<kind>.png (edc: _edc_<error>).")
 @click.option("--error", type=click.Choice(["fnm", "fm"]), default="fnm", show_default=True,
-              help="edc: which error the EDC shows (FNMR or FMR against the fraction of pairs discarded).")
+              help="edc: which error the EDC shows (FNMR against the share of mated pairs discarded, or FMR "
+                   "against the share of non-mated pairs).")
 def plot(kind, sources, protocol, out, error) -> None:
     """Plot ROC, DET or EDC curves of several models on one protocol, or a model's score distributions.
 

@@ -17,7 +17,7 @@ __all__ = ["evaluate_suite"]
 
 def evaluate_suite(model: str, suite: Any, root: str | None, out_dir: Path, *, name: str | None,
                    conventions: dict[str, Any] | None, ci: float | None, n_boot: int, seed: int, as_json: bool,
-                   allow_missing: bool, allow_channel_swap: bool, quality: str | None, quality_how: str,
+                   allow_missing: bool, quality: str | None, quality_how: str,
                    prepare_kwargs: dict[str, Any]) -> None:
     """Run ``suite`` and print the preflight report (to stderr with ``--json``), then the combined table (or, with
     ``--json``, the suite record). Preflight problems stop the run before any extraction with one error."""
@@ -35,7 +35,7 @@ def evaluate_suite(model: str, suite: Any, root: str | None, out_dir: Path, *, n
 
     try:
         run = run_suite(model, suite, root, out=out_dir, name=name, conventions=conventions, ci=ci, n_boot=n_boot,
-                        seed=seed, allow_missing=allow_missing, allow_channel_swap=allow_channel_swap,
+                        seed=seed, allow_missing=allow_missing,
                         quality=quality, quality_how=quality_how,
                         on_preflight=show, **prepare_kwargs)
     except SuiteError as exc:

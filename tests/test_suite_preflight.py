@@ -28,27 +28,27 @@ def _pack(path, images, n_pairs=N_PAIRS):
     return write_bin(path, images[:2 * n_pairs], [k % 2 == 0 for k in range(n_pairs)])
 
 
-def _bgr_model():
+def _sphereface_shaped_model():
     net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
-    return load_model(net, channel_order="BGR")  # the model option channel_order=BGR
+    return load_model(net, input_size=[112, 96])  # the model option input_size=112,96 (SphereFace's crops)
 
 
 def test_every_problem_at_once(tmp_path, images):
     _pack(tmp_path / "lfw.bin", images)                    # the default check wants 6000 pairs: wrong size
-    _pack(tmp_path / "agedb_30.bin", images)               # fine, but RGB against a BGR model
+    _pack(tmp_path / "agedb_30.bin", images)               # fine, but square crops for a 112x96 model
     out = tmp_path / "taken"
     out.write_text("a file, not a folder")                 # unwritable output folder
     suite = Suite("s", "S", "", (Member("lfw", ("lfw.bin",)), Member("cfp_fp", ("cfp_fp.bin", "CFP")),
                                  Member("agedb_30", ("agedb_30.bin",), ANY_SIZE)))
-    pf = preflight(suite, tmp_path, embedder=_bgr_model(), out_dir=out)
+    pf = preflight(suite, tmp_path, embedder=_sphereface_shaped_model(), out_dir=out)
     assert len(pf.problems) == 5, pf.report()
     size, lfw_conflict, missing, conflict, outp = pf.problems
     assert str(tmp_path / "lfw.bin") in size and f"{N_PAIRS} pairs, expected 6000" in size
     # the pack that does not load is still checked against the model
-    assert str(tmp_path / "lfw.bin") in lfw_conflict and "colour-space conflict" in lfw_conflict
+    assert str(tmp_path / "lfw.bin") in lfw_conflict and "input-size conflict" in lfw_conflict
     assert missing == f"cfp_fp: missing under {tmp_path} (tried cfp_fp.bin, CFP)"
-    assert str(tmp_path / "agedb_30.bin") in conflict and "colour-space conflict" in conflict
-    assert "BGR" in conflict and "RGB" in conflict and "agedb_30.toml" in conflict
+    assert str(tmp_path / "agedb_30.bin") in conflict and "input-size conflict" in conflict
+    assert "112x96" in conflict and "112x112" in conflict and "agedb_30.toml" in conflict
     assert str(out) in outp and "is a file" in outp
     assert pf.ok == [] and pf.skipped == [] and not pf.passed
     report = pf.report()
@@ -105,10 +105,13 @@ def test_contract_checks(tmp_path, images):
     suite = Suite("s", "S", "", (Member("lfw", ("lfw.bin",), ANY_SIZE), Member("demo")))
     rgb = preflight(suite, tmp_path, embedder=Preprocessing(channel_order="RGB", source="model card"))
     assert rgb.passed and rgb.warnings == [], rgb.report()
+    # a declared BGR contract is served BGR by the extractor: not a conflict
     bgr = preflight(suite, tmp_path, embedder=Preprocessing(channel_order="BGR", source="model card"))
-    assert len(bgr.problems) == 2 and "lfw" in bgr.problems[0] and "demo (built in)" in bgr.problems[1]
-    swapped = preflight(suite, tmp_path, embedder=Preprocessing(channel_order="BGR"), allow_channel_swap=True)
-    assert swapped.passed
+    assert bgr.passed and bgr.warnings == [], bgr.report()
+    # another aspect ratio than the square crops would squash the faces: a problem on every member
+    narrow = preflight(suite, tmp_path, embedder=Preprocessing(input_size=(112, 96), source="model card"))
+    assert len(narrow.problems) == 2 and "lfw" in narrow.problems[0] and "demo (built in)" in narrow.problems[1]
+    assert all("input-size conflict" in p for p in narrow.problems)
     small = preflight(suite, tmp_path, embedder={"channel_order": "RGB", "input_size": [96, 96]})
     assert small.passed and sum("resized to the model's 96x96" in w for w in small.warnings) == 2
     assumed = preflight(suite, tmp_path, embedder=Preprocessing(assumed=True, source="guess"))

@@ -8,11 +8,13 @@ Checks, collecting every problem instead of stopping at the first:
 * every found member loads (:func:`fr_bench.protocols.load_protocol` with the member's options): a pack of the wrong
   size or an incomplete layout is reported with the loader's message, which names the file;
 * the model's input contract against each member's declared one: the member's images come in its spec's
-  ``color_space`` (RGB for every shipped protocol) as ``CROP_SIZE`` x ``CROP_SIZE`` crops. A model whose declared
-  channel order differs would be fed channel-swapped input: CVLface-style, that is refused up front unless the
-  caller says the swap is intended (``allow_channel_swap``), since a model trained on BGR and fed RGB loses several
-  points silently. A spec whose colour space is not one a model can take, or that disagrees with what its loader
-  delivers, is a problem too. A model input size other than the crop size is a warning (crops are resized);
+  ``color_space`` (RGB for every shipped protocol) as ``CROP_SIZE`` x ``CROP_SIZE`` crops. The extractor hands a
+  model its crops in the channel order the model's contract declares (RGB crops are reordered for a BGR model), so
+  a declared channel order is never a conflict; a contract that is only *assumed* is a warning, since a wrong
+  guess (a BGR-trained model fed RGB) loses points silently. A spec whose colour space is not one a model can take,
+  or that disagrees with what its loader delivers, is a problem. A model input of another aspect ratio than the
+  square crops (e.g. SphereFace's 112x96) is a problem: resizing would squash faces aligned for another template;
+  another size of the same shape is a warning (crops are resized);
 * the output folder can be written (the same probe as ``frbench evaluate --out``);
 * how many images will be embedded: images of distinct image sets only (members with the same images, e.g. IJB-C
   1:1 and 1:N, are extracted once), see :func:`image_set_id`.
@@ -129,8 +131,7 @@ def _prep_of(embedder: Any) -> Preprocessing | None:
 
 
 def contract_problems(member: Member, path: Path | None, spec: Mapping[str, Any], prep: Preprocessing | None, *,
-                      protocol: Protocol | None = None,
-                      allow_channel_swap: bool = False) -> tuple[list[str], list[str]]:
+                      protocol: Protocol | None = None) -> tuple[list[str], list[str]]:
     """(problems, warnings) of feeding member ``member``'s images (protocol ``spec``; ``protocol`` when it loaded) to
     a model of contract ``prep`` (None: no model), as the module doc says."""
     spec_file = spec.get("spec_file", member.protocol)
@@ -148,14 +149,13 @@ def contract_problems(member: Member, path: Path | None, spec: Mapping[str, Any]
                             f"{delivered} images; fix the spec or the loader")
     if prep is None:
         return problems, warnings
-    if declared in CHANNEL_ORDERS and prep.channel_order != declared and not allow_channel_swap:
+    h, w = prep.input_size
+    if h != w:  # another aspect ratio than the square crops
         problems.append(
-            f"{where}: colour-space conflict: the model declares {prep.channel_order} input ({prep.source}) but "
-            f"{member.protocol}'s images are {declared} ({spec_file}); if the model really was trained on "
-            f"{prep.channel_order}, allow the channel swap (allow_channel_swap / --allow-channel-swap), else fix "
-            "the model's channel_order")
-    if tuple(prep.input_size) != (CROP_SIZE, CROP_SIZE):
-        h, w = prep.input_size
+            f"{where}: input-size conflict: the model takes {h}x{w} input ({prep.source}) but {member.protocol}'s "
+            f"images are {CROP_SIZE}x{CROP_SIZE} crops aligned to the square ArcFace template ({spec_file}); "
+            "resizing would squash the faces: evaluate a model with a square input, or align the data for it")
+    elif (h, w) != (CROP_SIZE, CROP_SIZE):
         warnings.append(f"{where}: the {CROP_SIZE}x{CROP_SIZE} crops are resized to the model's {h}x{w} input "
                         f"({prep.resize})")
     return problems, warnings
@@ -188,12 +188,11 @@ def _load(found: Found, problems: list[str]) -> Protocol | None:
 
 
 def preflight(suite: Suite, root: str | Path | None, *, embedder: Any = None, out_dir: str | Path | None = None,
-              allow_missing: bool = False, allow_channel_swap: bool = False) -> Preflight:
+              allow_missing: bool = False) -> Preflight:
     """Check ``suite`` under ``root`` for a run of ``embedder`` writing to ``out_dir``; raises nothing.
 
     ``embedder``: an :class:`~fr_bench.models.Embedder` (or its :class:`Preprocessing`), None to skip the contract
     checks. ``allow_missing``: missing members are skipped (with the reason) instead of being problems.
-    ``allow_channel_swap``: a model channel order that differs from a member's colour space is accepted.
     Call :meth:`Preflight.raise_for_problems` (or read ``.problems``) before extracting anything.
     """
     root_path = Path(root).expanduser() if root is not None else None
@@ -202,8 +201,9 @@ def preflight(suite: Suite, root: str | Path | None, *, embedder: Any = None, ou
     result.warnings.extend(discovery.warnings)
     prep = _prep_of(embedder)
     if prep is not None and prep.assumed:
-        result.warnings.append(f"the model's input contract is assumed ({prep.source}); the colour-space check "
-                               "rests on it")
+        result.warnings.append(f"the model's input contract is assumed ({prep.source}): its channel order "
+                               f"({prep.channel_order}), mean/std and size are guesses; a BGR-trained model fed RGB "
+                               "loses points silently: declare the contract (--model-option channel_order=...)")
     sets: dict[str, list[str]] = {}
     sizes: dict[str, int] = {}
     for found in discovery.found:
@@ -221,8 +221,7 @@ def preflight(suite: Suite, root: str | Path | None, *, embedder: Any = None, ou
         # the model's contract is checked against the spec even when loading failed: every problem at once
         loaded = protocol is not None and protocol.spec.get("spec_file")
         spec = protocol.spec if loaded else load_spec(member.protocol)
-        problems, warnings = contract_problems(member, found.path, spec, prep, protocol=protocol,
-                                               allow_channel_swap=allow_channel_swap)
+        problems, warnings = contract_problems(member, found.path, spec, prep, protocol=protocol)
         result.problems.extend(problems)
         result.warnings.extend(warnings)
         if protocol is None or problems:

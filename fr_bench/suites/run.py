@@ -193,7 +193,6 @@ def run_suite(
     n_boot: int = 1000,
     seed: int = 0,
     allow_missing: bool = False,
-    allow_channel_swap: bool = False,
     quality: Any = None,
     quality_how: str = "min",
     workers: int | None = None,
@@ -205,8 +204,7 @@ def run_suite(
     member of ``suite`` (a Suite, ``"suite:NAME"``, ``"a,b,c"`` or a list of protocol names) found under ``root``.
 
     Raises the preflight's :class:`~fr_bench.suites.spec.SuiteError` (every problem at once) before any extraction;
-    with ``allow_missing`` members that are not found are skipped and listed instead (``allow_channel_swap``: a
-    model channel order other than a member's colour space is accepted, see the preflight). Each member's result
+    with ``allow_missing`` members that are not found are skipped and listed instead. Each member's result
     equals a one-protocol :func:`~fr_bench.runner.evaluate_model` run with the same options; with ``out`` each
     writes its result file and the suite record is written to :func:`suite_record_path`. ``workers`` caps the
     evaluation threads (default: the CPU count). ``on_preflight`` is called with the preflight before its problems
@@ -231,8 +229,7 @@ def run_suite(
         embedder = load_embedder(model, arch=arch, device=prepare_kwargs.get("device"), model_options=model_options)
     t_model = time.perf_counter()
     if checked is None:
-        checked = preflight(suite, root, embedder=embedder, out_dir=out, allow_missing=allow_missing,
-                            allow_channel_swap=allow_channel_swap)
+        checked = preflight(suite, root, embedder=embedder, out_dir=out, allow_missing=allow_missing)
     elif checked.suite.protocols != suite.protocols:
         raise ValueError(f"checked= is the preflight of suite {checked.suite.name!r}, not of {suite.name!r}")
     pre = checked
