@@ -26,7 +26,7 @@ from fr_bench import provenance, results
 from fr_bench.metrics import names as metric_names
 from fr_bench.models import load_model
 from fr_bench.models.base import FLIP_MODES, flip_mode
-from fr_bench.protocols import Protocol, ProtocolResult, load_protocol, load_spec
+from fr_bench.protocols import Protocol, ProtocolError, ProtocolResult, load_protocol, load_spec
 from fr_bench.protocols import quality as _quality
 from fr_bench.results import save_scores
 from fr_bench.similarity import FeatureLayout, model_conventions, score_applies, use_layout
@@ -198,10 +198,14 @@ def evaluate_model(
     ``quality`` (a source of :mod:`fr_bench.protocols.quality`: "norm", "detector" or a CSV path) adds the EDC of
     the 1:1 pairs, their pairwise quality made by ``quality_how`` ("min", "mean", "product").
     """
-    if quality is not None and prepare_kwargs.get("loaded_protocol") is None:  # a bad source fails before extraction
+    if prepare_kwargs.get("loaded_protocol") is None:  # checked before extraction (prepare reuses it)
         options = dict(prepare_kwargs.get("protocol_options") or {})
         prepare_kwargs["loaded_protocol"] = load_protocol(protocol, root, **options)
-        _quality.check_source(prepare_kwargs["loaded_protocol"], str(quality), how=quality_how)
+    proto = prepare_kwargs["loaded_protocol"]
+    if proto.not_evaluated:
+        raise ProtocolError(proto.not_evaluated)
+    if quality is not None:  # a bad source fails before extraction
+        _quality.check_source(proto, str(quality), how=quality_how)
     prep = prepare(model, protocol, root, conventions=conventions, **prepare_kwargs)
     return evaluate_prepared(prep, out=out, conventions=conventions, ci=ci, n_boot=n_boot, seed=seed, name=name,
                              model_spec=str(model), quality=quality, quality_how=quality_how)

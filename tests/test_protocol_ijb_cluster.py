@@ -100,6 +100,15 @@ def test_evaluate_is_not_offered(release):
         _load(release.root).evaluate(np.ones((8, 3)))
 
 
+def test_evaluate_model_refuses_before_extraction(release, monkeypatch):
+    from fr_bench import runner
+
+    monkeypatch.setattr(runner._extract, "extract", lambda *a, **k: pytest.fail("extracted before refusing"))
+    monkeypatch.setattr(runner, "load_model", lambda *a, **k: pytest.fail("loaded a model before refusing"))
+    with pytest.raises(ProtocolError, match="frbench cluster -p ijbb_cluster"):
+        runner.evaluate_model("any-model", "ijbb_cluster", release.root, protocol_options={"check_counts": False})
+
+
 @pytest.mark.parametrize(("content", "line", "message"), [
     ("FILENAME,SUBJECT_ID\nimg/1.jpg,3\n", 1, r"no column TEMPLATE_ID in the header line \['FILENAME', 'SUBJECT_ID'\]"),
     ("11,img/1.jpg\n12,img/2.jpg\n", 1, r"no column TEMPLATE_ID"),  # no header at all

@@ -211,6 +211,9 @@ class Protocol(ABC):
     #: True when the protocol's metrics search galleries by cosine (identification): only scores that are the
     #: cosine of their prepared rows (:attr:`fr_bench.similarity.ScoreFunction.cosine_of_prepared`) apply.
     needs_cosine_score: bool = False
+    #: Why ``frbench evaluate`` cannot run this protocol (e.g. a clustering protocol: ``frbench cluster``), or None;
+    #: the runner checks it before any extraction.
+    not_evaluated: str | None = None
 
     def __init__(self, spec: Mapping[str, Any] | None = None) -> None:
         self.spec: dict[str, Any] = dict(spec or {})

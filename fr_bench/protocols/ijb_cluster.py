@@ -190,10 +190,15 @@ class IJBClustering(IJBBase):
     def conventions(self) -> dict[str, list[str]]:
         return {"pooling": default_first(POOLINGS, self.pooling), **self.shared_conventions()}
 
+    @property
+    def not_evaluated(self) -> str:  # type: ignore[override]
+        """Why ``frbench evaluate`` refuses this protocol (checked before extraction)."""
+        return (f"{self.name}: a clustering protocol: run it with `frbench cluster -p {self.name}`, not "
+                "`frbench evaluate`")
+
     def evaluate(self, embeddings: np.ndarray, norms: np.ndarray | None = None, **_: Any) -> ProtocolResult:
         """Not offered: clustering is run by ``frbench cluster`` (:mod:`fr_bench.cli_cluster`)."""
-        raise ProtocolError(f"{self.name}: a clustering protocol: run it with `frbench cluster -p {self.name}`, "
-                            "not `frbench evaluate`")
+        raise ProtocolError(self.not_evaluated)
 
     def cluster_items(self, embeddings: np.ndarray, norms: np.ndarray | None = None) -> ClusterItems:
         """The list's templates (pooled as 1:1 verification, L2-normalised) labelled by subject; the verification
