@@ -77,6 +77,7 @@ class SuiteValidation:
                  allow_missing: bool = False, echo: Any = None) -> None:
         self.suite, self.root, self.input_size, self.device = suite, root, input_size, device
         self.allow_missing, self.echo, self._told = allow_missing, echo, False
+        self._checked: Any = None  # the preflight of check(): reused by every validation (packs loaded once)
 
     @property
     def name(self) -> str:
@@ -95,14 +96,17 @@ class SuiteValidation:
         from fr_bench.train.export import training_preprocessing
 
         prep = training_preprocessing(self.input_size, "in training")
-        preflight(self.suite, self.root, embedder=prep, allow_missing=self.allow_missing).raise_for_problems()
+        checked = preflight(self.suite, self.root, embedder=prep, allow_missing=self.allow_missing)
+        checked.raise_for_problems()
+        self._checked = checked
 
     def on_validate(self, step: int, model: Any) -> dict[str, float]:
         from fr_bench.suites.run import run_suite
 
         module, contract = exported(model, self.input_size)
         run = run_suite(module, self.suite, self.root, name=f"step{step}", allow_missing=self.allow_missing,
-                        device=self.device, model_options=contract, use_cache=False, progress=False)
+                        device=self.device, model_options=contract, use_cache=False, progress=False,
+                        checked=self._checked)
         out: dict[str, float] = {}
         accuracies = []
         for protocol, ev in run.evaluations.items():

@@ -71,6 +71,21 @@ def test_suite_callback_runs_the_suite_on_the_exported_network_and_names_its_met
     assert len(told) == 1 and "agedb_30" in told[0]  # skipped members said once, not at every validation
 
 
+def test_the_preflight_of_check_is_reused_by_every_validation(monkeypatch):
+    from fr_bench.cli_train import SuiteValidation
+    from fr_bench.suites import load_suite
+
+    seen = []
+    _fake_run_suite(monkeypatch, lambda *a, **k: seen.append(k.get("checked")) or SimpleNamespace(
+        evaluations={"demo": _ev(accuracy=1.0)}, skipped={}))
+    cb = SuiteValidation(load_suite("demo"), None, 32, "cpu")
+    cb.check()
+    net = create_backbone("tinyface", num_features=16, width=4)
+    cb.on_validate(1, net)
+    cb.on_validate(2, net)
+    assert seen[0] is not None and seen[0].passed and seen == [seen[0], seen[0]]  # loaded once, not per step
+
+
 def test_suite_without_accuracy_has_no_mean_and_ad_hoc_lists_are_named_suite(monkeypatch):
     from fr_bench.cli_train import SuiteValidation
 
