@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 
-from fr_bench.metrics import clustering_scores, pair_accuracy
 
 __all__ = ["CRITERIA", "DEFAULT_GRID", "METHODS", "OPTIMISTIC_FLAG", "Clustering", "SweepResult", "cluster", "sweep",
            "threshold_from_pairs"]
@@ -127,6 +126,8 @@ def threshold_from_pairs(scores: Any, labels: Any) -> tuple[float, float]:
 
     Raises ``ValueError`` when the best cut lies outside the scores (one class only, or a useless set of pairs).
     """
+    from fr_bench.metrics import pair_accuracy  # lazily: `frbench --help` must not import torch
+
     acc = pair_accuracy(scores, labels, convention="best-threshold")
     t = float(np.asarray(acc.fold_thresholds)[0])
     if not np.isfinite(t) or not -1.0 <= t < 1.0:
@@ -170,6 +171,8 @@ def sweep(features: Any, labels_true: Any, *, method: str = "agglomerative",
     """Cluster at every threshold of ``thresholds`` and keep the one with the best ``criterion`` (``"bcubed_f"``
     by default, or ``"pairwise_f"``) against ``labels_true``: an optimistic oracle figure (flagged), never the
     default threshold. Each threshold is one scikit-learn run (agglomerative: O(n^2) memory and time each)."""
+    from fr_bench.metrics import clustering_scores
+
     if criterion not in CRITERIA:
         raise ValueError(f"unknown sweep criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
     grid = [float(t) for t in thresholds]

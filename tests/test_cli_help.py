@@ -65,3 +65,15 @@ def test_examples_parse(name):
         ctx = command.make_context(name, [a.strip("'") for a in args], resilient_parsing=True)
         unknown = [a for a in ctx.args if a.startswith("-")]
         assert not unknown, f"{name}: example uses unknown flags {unknown}"
+
+
+def test_the_cli_starts_without_torch_or_sklearn():
+    """`frbench --help` (and every command's parsing) must not pay for torch or scikit-learn: they load only when a
+    command runs (a module-level import in a command module, e.g. the clustering algorithms, would break this)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, fr_bench.cli; heavy = sorted(m for m in ('torch', 'sklearn', 'onnxruntime', 'cv2') "
+            "if m in sys.modules); print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"importing fr_bench.cli imported {out}"
