@@ -465,7 +465,7 @@ def plot(kind, sources, protocol, out, error) -> None:
         rec = records[0]
         written = plots.plot_distribution(rec.result.details["distribution"], out_path,
                                           title=f"{rec.model['name']} on {rec.protocol['display_name']}")
-    click.echo(f"written: {written}")
+    click.echo("written: " + ", ".join(str(p) for p in written))
 
 
 def _entry() -> None:  # pragma: no cover
