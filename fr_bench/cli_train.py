@@ -150,7 +150,7 @@ def validation_callback(spec: str, root: str | None, input_size: int, device: st
     return ProtocolValidation(spec, root, input_size, device)
 
 
-@click.command("train", context_settings=_CONTEXT)
+@click.command("train", context_settings=_CONTEXT, short_help="Train a reference recipe (validation, best checkpoint).")
 @click.argument("recipe")
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--data", required=True, help="Training data: an ImageFolder root/<identity>/<image>, a RecordIO "
@@ -276,7 +276,7 @@ def study_evaluator(test_root: Path, results: Path, device: str | None) -> Any:
     return run
 
 
-@click.command("study", context_settings=_CONTEXT)
+@click.command("study", context_settings=_CONTEXT, short_help="Train every reference recipe alike; one table.")
 @click.option("--data", default="synthetic", show_default=True, type=click.Choice(["synthetic"]),
               help="Training data of the study (synthetic identities, long-tailed; no download).")
 @click.option("--backbone", default="tinyface", show_default=True,
@@ -286,9 +286,11 @@ def study_evaluator(test_root: Path, results: Path, device: str | None) -> Any:
 @click.option("--input-size", default=None, type=int, help="Training input size [64 for tinyface, else 112].")
 @click.option("--batch-size", default=None, type=int, help="Global batch [64 for tinyface, else 256].")
 @click.option("--recipes", default=None, help="Comma-separated subset of the recipes (default: all twelve).")
-@click.option("--out", default="runs/study", show_default=True, type=click.Path(file_okay=False))
+@click.option("--out", default="runs/study", show_default=True, type=click.Path(file_okay=False),
+              help="Study folder: one training run per recipe under it, and the study table.")
 @click.option("--device", default=None, help="cpu, cuda (default: cuda if available).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of every recipe's run (data order, initialisation): the same for all, so they compare.")
 @click.option("--readme", type=click.Path(dir_okay=False), default=None,
               help="Also write the table into this README between '<!-- study:begin -->' and '<!-- study:end -->'.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
