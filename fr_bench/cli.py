@@ -1,4 +1,6 @@
-"""The ``frbench`` command line: evaluate, landmarks, protocols, conventions, compare, leaderboard, plot.
+"""The ``frbench`` command line: evaluate (one protocol or a suite), landmarks, protocols, conventions; compare,
+leaderboard and plot live in :mod:`fr_bench.cli_report`, train and study in :mod:`fr_bench.cli_train`, cluster in
+:mod:`fr_bench.cli_cluster`.
 
 Every command's ``--help`` says what it does, with an example; numbers come from :mod:`fr_bench.metrics` through the
 protocols, never from here.
@@ -95,6 +97,11 @@ def main() -> None:
       frbench evaluate --model sface --protocol demo
     Your own model on IJB-C:
       frbench evaluate --model backbone.pth --arch iresnet100 --protocol ijbc --root /data/IJB_release/IJBC
+    The paper's first table in one run (lfw.bin, cfp_fp.bin, ... under one folder):
+      frbench evaluate -m backbone.pth --arch iresnet100 -p suite:quick -r /data/faces_emore
+    Quality (EDC of the feature norm) and clustering:
+      frbench evaluate -m sface -p demo -c flip=none --quality norm
+      frbench cluster -m sface -p demo
     Then:
       frbench leaderboard results/ --format md
       frbench plot roc --protocol ijbc results/
