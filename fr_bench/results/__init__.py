@@ -28,6 +28,7 @@ from fr_bench.results.scores import (
 )
 from fr_bench.results.store import (
     SCHEMA_VERSION,
+    SUITE_RECORD_KIND,
     ResultFormatError,
     ResultsWarning,
     StoredResult,
@@ -42,6 +43,7 @@ from fr_bench.results.store import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SUITE_RECORD_KIND",
     "PairScores",
     "ProtocolResult",
     "ResultFormatError",

@@ -32,6 +32,10 @@ from fr_bench.results.records import ProtocolResult
 #: Version of the result-file layout. Readers refuse files of a newer schema with a clear message.
 SCHEMA_VERSION = 1
 
+#: ``kind`` of a suite record (``OUT/<model>/suite-<name>.json``, :mod:`fr_bench.suites.run`): it ties one run's
+#: result files together and is not a result itself, so :func:`load_results` passes it by without a warning.
+SUITE_RECORD_KIND = "fr_bench suite run"
+
 #: Characters kept as they are in file names; anything else becomes ``_``.
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+@=-]")
 
@@ -255,12 +259,21 @@ def read_result(path: str | os.PathLike[str]) -> StoredResult:
     return StoredResult.from_json(text, source=path)
 
 
+def _is_suite_record(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("kind") == SUITE_RECORD_KIND
+
+
 def load_results(results_dir: str | os.PathLike[str]) -> list[StoredResult]:
     """Every result under ``results_dir`` (recursively), sorted by model then protocol name.
 
     Files that are not results -- invalid JSON, JSON without an fr_bench ``schema``, a newer schema -- are skipped
-    with a :class:`ResultsWarning` naming the file and the reason; nothing is skipped silently. A missing folder
-    gives an empty list.
+    with a :class:`ResultsWarning` naming the file and the reason; nothing is skipped silently but suite records
+    (:data:`SUITE_RECORD_KIND`), which sit beside the results they tie together. A missing folder gives an empty
+    list.
     """
     root = Path(results_dir)
     records: list[StoredResult] = []
@@ -272,7 +285,8 @@ def load_results(results_dir: str | os.PathLike[str]) -> list[StoredResult]:
         try:
             records.append(read_result(path))
         except ResultFormatError as exc:  # its message starts with the path
-            warnings.warn(f"skipped {exc}", ResultsWarning, stacklevel=2)
+            if not _is_suite_record(path):
+                warnings.warn(f"skipped {exc}", ResultsWarning, stacklevel=2)
         except OSError as exc:
             warnings.warn(f"skipped {path}: cannot read: {exc.strerror or exc}", ResultsWarning, stacklevel=2)
     records.sort(key=lambda r: (r.model_name, r.protocol_name))

@@ -36,6 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from fr_bench.results import SUITE_RECORD_KIND
 from fr_bench.runner import (
     Evaluation,
     Prepared,
@@ -285,7 +286,7 @@ def suite_record(suite: Any, pre: Any, evaluations: Mapping[str, Evaluation], sk
         }
     report = pre.report()
     return {
-        "kind": "fr_bench suite run",
+        "kind": SUITE_RECORD_KIND,
         "run_id": uuid.uuid4().hex,
         "time": started.isoformat(timespec="seconds"),
         "fr_bench_version": fr_bench.__version__,
