@@ -18,6 +18,18 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch intra-op thread for a module (``pytest.mark.usefixtures("one_torch_thread")``): tiny models are not
+    faster with more, and a shared 2-core CI box thrashes with them."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def shared_path(*parts: str) -> Path:
     """A path under ../shared, or skip the test saying why (the folder is optional outside CI)."""
     path = SHARED.joinpath(*parts)

@@ -8,13 +8,13 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from test_suite_run import _ijbc, _pack
+from suite_fixtures import write_suite_root
 
 from fr_bench import extract as fr_extract
 from fr_bench.cli import main
 
 MODEL = "embed_fixtures:TinyNet"  # tests/ is on sys.path: a 'module:function' spec returning an nn.Module
-pytestmark = pytest.mark.filterwarnings("ignore:TPIR at FPIR")
+pytestmark = [pytest.mark.filterwarnings("ignore:TPIR at FPIR"), pytest.mark.usefixtures("one_torch_thread")]
 
 SUITE_TOML = """display_name = "Small"
 description = "fixture packs of 60 pairs"
@@ -28,22 +28,10 @@ options = {{{options}}}
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     base = tmp_path_factory.mktemp("cli_suite_root")
-    for k, name in enumerate(("lfw", "cfp_fp", "agedb_30")):
-        _pack(base / f"{name}.bin", seed=10 * k)
-    _ijbc(base / "IJBC")
+    write_suite_root(base)
     return base
 
 

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 from embed_fixtures import TinyNet
-from writers import tiny_face, write_bin, write_image, write_lfw
-from writers_ijb import write_1n_csv, write_ijb_release
+from writers import write_image, write_lfw
+from suite_fixtures import noise_faces, write_pack, write_suite_root
 
 from fr_bench import extract as fr_extract
 from fr_bench.runner import evaluate_model
@@ -17,77 +17,25 @@ from fr_bench.suites.preflight import image_set_id
 from fr_bench.suites.run import run_suite
 from fr_bench.suites.spec import Member, Suite, SuiteError
 
-pytestmark = pytest.mark.filterwarnings("ignore:TPIR at FPIR")  # the 1:N fixture has 6 non-mated searches
+pytestmark = [pytest.mark.filterwarnings("ignore:TPIR at FPIR"),  # the 1:N fixture has 6 non-mated searches
+              pytest.mark.usefixtures("one_torch_thread")]
 
 FAST = {"use_cache": False, "num_workers": 0, "progress": False}
 SMALL_PACK = {"expected_pairs": None}  # fixture packs hold 60 pairs, not the real 6,000
 IJB = {"check_counts": False}
 
 
-def _noise_faces(n: int, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [rng.integers(0, 256, size=(112, 112, 3), dtype=np.uint8) for _ in range(n)]
-
-
-def _pack(path, seed: int, n_pairs: int = 60) -> None:
-    """10 contiguous folds of n_pairs/10 pairs; genuine pairs share a base image (so the numbers are not chance)."""
-    labels = np.tile(np.repeat([True, False], n_pairs // 20), 10)
-    base = _noise_faces(n_pairs, seed)
-    rng = np.random.default_rng(seed + 1)
-    images = []
-    for k, same in enumerate(labels):
-        other = base[k] if same else base[(k + 1) % n_pairs]
-        images += [base[k], np.clip(other.astype(int) + rng.integers(-30, 31, other.shape), 0, 255).astype(np.uint8)]
-    write_bin(path, images, labels)
-
-
-def _ijbc(root) -> None:
-    """An IJB-C release (1:1 pairs, 1:N galleries and probes, loose crops): 6 subjects x 3 templates."""
-    rng = np.random.default_rng(5)
-    templates, medias, subject = [], [], {}
-    for s in range(6):
-        for k in range(3):
-            t = 10 * s + k + 1
-            subject[t] = s
-            for _ in range(int(rng.integers(1, 3))):
-                templates.append(t)
-                medias.append(len(medias) + 1)
-    ts = sorted(subject)
-    pairs = [(a, b, int(subject[a] == subject[b])) for i, a in enumerate(ts) for b in ts[i + 1:]]
-    write_ijb_release(root, "ijbc", templates, medias, pairs, write_images=True, image_size=(112, 112))
-    rows = {"G1": [], "G2": [], "probe": []}
-    for t, s in subject.items():
-        dest = ("G1" if s < 3 else "G2") if t % 10 == 1 else "probe"
-        rows[dest].append((t, s, f"img/{t}.jpg"))
-    for g in ("G1", "G2"):
-        write_1n_csv(root / "meta" / f"ijbc_1N_gallery_{g}.csv", rows[g])
-    write_1n_csv(root / "meta" / "ijbc_1N_probe_mixed.csv", rows["probe"])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: the tiny model is not faster with more, and a shared CI box thrashes with them."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     """lfw.bin, cfp_fp.bin, agedb_30.bin packs, an official LFW layout (aligned crops) and an IJB-C release."""
     base = tmp_path_factory.mktemp("suite_root")
-    for k, name in enumerate(("lfw", "cfp_fp", "agedb_30")):
-        _pack(base / f"{name}.bin", seed=10 * k)
-    _ijbc(base / "IJBC")
+    write_suite_root(base)
     official = base / "official"
     names = ("Ann_A", "Ben_B", "Cid_C", "Dee_D")
     write_lfw(official / "LFW", names=names, n_images=3, per_fold=6)
     for k, name in enumerate(names):  # noisy aligned crops instead of the smooth gradients
         for n in range(1, 4):
-            write_image(official / "LFW" / "lfw" / name / f"{name}_{n:04d}.jpg", _noise_faces(1, 100 + 10 * k + n)[0])
+            write_image(official / "LFW" / "lfw" / name / f"{name}_{n:04d}.jpg", noise_faces(1, 100 + 10 * k + n)[0])
     return base
 
 
