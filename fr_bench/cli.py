@@ -224,18 +224,18 @@ def evaluate(out, name, convention, ci, n_boot, seed, as_json, allow_missing, qu
     from fr_bench.runner import evaluate_model, is_main_process
     from fr_bench.suites.spec import parse_protocols_arg
 
-    out_dir = check_out_dir(out)
     conventions = _parse_pairs(convention, "--convention") or None
     suite = parse_protocols_arg(protocol)
     if suite is None and allow_missing:
         raise click.UsageError("--allow-missing applies to suites (-p a,b,c or -p suite:NAME), not to one protocol")
-    if suite is not None:
+    if suite is not None:  # a suite's preflight checks OUT with everything else, in one report
         from fr_bench.cli_suite import evaluate_suite
 
-        evaluate_suite(model, suite, root, out_dir, name=name, conventions=conventions, ci=ci, n_boot=n_boot,
+        evaluate_suite(model, suite, root, Path(out).expanduser(), name=name, conventions=conventions, ci=ci, n_boot=n_boot,
                        seed=seed, as_json=as_json, allow_missing=allow_missing, quality=quality,
                        quality_how=quality_how, prepare_kwargs=_prepare_kwargs(kw))
         return
+    out_dir = check_out_dir(out)
     ev = evaluate_model(
         model, protocol, root, out=None, name=name, conventions=conventions,
         ci=ci, n_boot=n_boot, seed=seed, quality=quality, quality_how=quality_how, **_prepare_kwargs(kw),

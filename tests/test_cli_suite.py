@@ -110,6 +110,17 @@ def test_preflight_errors_stop_before_extraction_and_name_every_file(root, tmp_p
     assert calls == [] and not (tmp_path / "o").exists()
 
 
+def test_an_unwritable_out_is_one_of_the_preflight_problems_not_a_first_error(root, tmp_path, monkeypatch):
+    calls: list[int] = []
+    monkeypatch.setattr(fr_extract, "extract", lambda *a, **k: calls.append(1))
+    (tmp_path / "taken").write_text("a file, not a folder")
+    res = _evaluate("-p", "lfw,calfw", "-r", str(root), "--out", str(tmp_path / "taken"))
+    assert res.exit_code == 1 and calls == []
+    # every problem in one report: the wrong-size pack, the missing member and the output folder
+    assert "60 pairs, expected 6000" in res.output and "calfw: missing" in res.output
+    assert f"--out {tmp_path / 'taken'}: is a file" in res.output and "nothing was embedded" in res.output
+
+
 def test_allow_missing_runs_the_rest_and_says_what_was_skipped(root, tmp_path):
     suite = _suite_file(tmp_path, PACKS[:1] + [("calfw", "calfw.bin", "expected_pairs = 60")], name="withcalfw")
     res = _evaluate("-p", suite, "-r", str(root), "--out", str(tmp_path))
