@@ -198,6 +198,7 @@ def evaluate_model(
     ``quality`` (a source of :mod:`fr_bench.protocols.quality`: "norm", "detector" or a CSV path) adds the EDC of
     the 1:1 pairs, their pairwise quality made by ``quality_how`` ("min", "mean", "product").
     """
+    t0 = time.perf_counter()
     if prepare_kwargs.get("loaded_protocol") is None:  # checked before extraction (prepare reuses it)
         options = dict(prepare_kwargs.get("protocol_options") or {})
         prepare_kwargs["loaded_protocol"] = load_protocol(protocol, root, **options)
@@ -207,6 +208,7 @@ def evaluate_model(
     if quality is not None:  # a bad source fails before extraction
         _quality.check_source(proto, str(quality), how=quality_how)
     prep = prepare(model, protocol, root, conventions=conventions, **prepare_kwargs)
+    prep.seconds = time.perf_counter() - t0  # the protocol's loading above counts with the extraction, as before
     return evaluate_prepared(prep, out=out, conventions=conventions, ci=ci, n_boot=n_boot, seed=seed, name=name,
                              model_spec=str(model), quality=quality, quality_how=quality_how)
 

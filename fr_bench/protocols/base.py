@@ -119,7 +119,8 @@ class ClusterItems:
     """What a protocol offers to cluster (``protocol.cluster_items``): one row per item (an image, or an IJB template).
 
     ``features``: L2-normalised rows (cosine similarity = dot product); ``labels``: the true identity of each item;
-    ``keys``: a stable name per item (image key or template id). ``pair_scores``/``pair_labels``: cosine scores and
+    ``keys``: a stable name per item (image key or template id); ``item_kind``: what an item is ("image",
+    "template"). ``pair_scores``/``pair_labels``: cosine scores and
     genuine flags of the protocol's own verification pairs (what fixes the default clustering threshold), or None
     when it has none (``pairs_source`` then says why; else what the pairs are).
     """
