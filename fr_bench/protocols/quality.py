@@ -163,13 +163,17 @@ class QualityPlan:
     pair_quality: np.ndarray
 
 
+def _require_pairs(protocol: Protocol, how: str) -> None:
+    """``ValueError`` naming the protocol when it has no 1:1 pairs (or ``how`` is unknown); cheap: no image read."""
+    if protocol.pair_qualities(np.ones(len(protocol.images)), how=how) is None:
+        raise ValueError(f"{protocol.name or type(protocol).__name__} has no verification pairs: EDC needs 1:1 pairs")
+
+
 def check_source(protocol: Protocol, source: str, *, how: str = "min") -> None:
     """Fail before any extraction when ``source`` cannot give an EDC on ``protocol``: no 1:1 pairs, an unknown
     ``how``, no detector score, or a CSV file that does not match the image keys (``"norm"`` needs the features:
     it is checked by :func:`plan_quality`)."""
-    name = protocol.name or type(protocol).__name__
-    if protocol.pair_qualities(np.ones(len(protocol.images)), how=how) is None:  # cheap: no image read
-        raise ValueError(f"{name} has no verification pairs: EDC needs 1:1 pairs")
+    _require_pairs(protocol, how)
     if source != "norm":
         image_quality(protocol, source, None)
 
@@ -179,9 +183,7 @@ def plan_quality(protocol: Protocol, source: str, norms: np.ndarray | None, *, h
     """Image qualities of ``source`` mapped to the protocol's verification pairs (``skipped``: images the
     extractor could not embed, whose pairs the protocol drops). Run before ``evaluate`` so a bad source fails
     before the evaluation; ``ValueError`` when the protocol has no 1:1 pairs."""
-    name = protocol.name or type(protocol).__name__
-    if protocol.pair_qualities(np.ones(len(protocol.images)), how=how) is None:  # cheap: no image read
-        raise ValueError(f"{name} has no verification pairs: EDC needs 1:1 pairs")
+    _require_pairs(protocol, how)
     q, detail = image_quality(protocol, source, norms)
     pq = protocol.pair_qualities(q, how=how, skipped=skipped)
     label = detail["file"] if detail["kind"] == "file" else source
